@@ -1,0 +1,1 @@
+"""The API layers: :mod:`.basic` (tuples, no Flask) and :mod:`.flask` (Flask-RESTful)."""

@@ -1,0 +1,212 @@
+"""Flask-RESTful integration: drop-in :class:`Api` and :class:`Resource`.
+
+Replace ``flask_restful.Api`` and ``flask_restful.Resource`` with these and give a
+resource a ``model``; ``api.add_resource(CookieResource, "/cookie")`` then serves
+``/cookie`` (GET, POST) and ``/cookie/<id>`` (GET, PUT, PATCH, DELETE). Every error
+on the API's routes, in debug and production alike, is the shared JSON body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import flask_restful
+from flask import Flask, Response, current_app, got_request_exception, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from ..engine import Engine, default_engine
+from ..exceptions import BackoError, BadRequest, MethodNotAllowed, UnsupportedMediaType
+from ..model import Collection
+from ..query import parse_args
+from . import basic
+
+#: Flask config keys read by :meth:`Api.init_app`, with their defaults.
+CONFIG_DEFAULTS = {"BACKO_MAX_DEPTH": basic.DEFAULT_MAX_DEPTH}
+
+_COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
+_ITEM_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
+
+
+class Api(flask_restful.Api):
+    """A ``flask_restful.Api`` that serves :class:`Resource` classes with a ``model``.
+
+    :param app: the Flask app (or blueprint), or None to call :meth:`init_app` later.
+    :param engine: the engine serving the models (the default engine if None).
+    :param kwargs: passed to ``flask_restful.Api``. ``catch_all_404s`` defaults to
+        True, so unknown routes get the JSON error body too.
+    """
+
+    def __init__(self, app: Any = None, *, engine: Engine | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("catch_all_404s", True)
+        self.engine = engine
+        super().__init__(app, **kwargs)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the API on ``app`` and read its ``BACKO_*`` settings."""
+        for key, value in CONFIG_DEFAULTS.items():
+            app.config.setdefault(key, value)
+        app.extensions.setdefault("backo_restful", {})[id(self)] = {
+            "engine": self.engine,
+            "max_depth": app.config["BACKO_MAX_DEPTH"],
+        }
+        super().init_app(app)
+
+    def add_resource(self, resource: type, *urls: str, **kwargs: Any) -> None:
+        """Add ``resource``; a :class:`Resource` with a ``model`` also gets ``<url>/<id_>``."""
+        if isinstance(resource, type) and issubclass(resource, Resource) and resource.model:
+            urls = tuple(u for url in urls for u in (url, url.rstrip("/") + "/<id_>"))
+            resource_kwargs = dict(kwargs.get("resource_class_kwargs") or {})
+            resource_kwargs["backo_api"] = self
+            kwargs["resource_class_kwargs"] = resource_kwargs
+        super().add_resource(resource, *urls, **kwargs)
+
+    def settings(self) -> dict[str, Any]:
+        """This API's settings on the current app."""
+        state = current_app.extensions.get("backo_restful", {}).get(id(self))
+        if state is None:
+            return {"engine": self.engine, "max_depth": current_app.config.get("BACKO_MAX_DEPTH", basic.DEFAULT_MAX_DEPTH)}
+        return state
+
+    def handle_error(self, e: Exception) -> Response:
+        """Turn any exception on the API's routes into the shared JSON error body."""
+        got_request_exception.send(current_app._get_current_object(), exception=e)
+        if not isinstance(e, (BackoError, HTTPException)) and current_app.config.get(
+            "PROPAGATE_EXCEPTIONS"
+        ):
+            raise e
+        headers: dict[str, str] = {}
+        if isinstance(e, BackoError):
+            body, status, headers = basic.error_response(e)
+        elif isinstance(e, HTTPException):
+            status = e.code or 500
+            body = {
+                "error": {
+                    "code": _http_code(e),
+                    "message": e.description or e.name,
+                    "details": {},
+                }
+            }
+            allow = e.get_response().headers.get("Allow")
+            if allow:
+                headers["Allow"] = allow
+                body["error"]["details"]["allowed"] = [m.strip() for m in allow.split(",")]
+        else:
+            current_app.log_exception((type(e), e, e.__traceback__))
+            status = 500
+            body = {
+                "error": {
+                    "code": "INTERNAL_ERROR",
+                    "message": "The server failed to handle the request.",
+                    "details": {},
+                }
+            }
+        if isinstance(e, BackoError) and e.status >= 500:
+            current_app.log_exception((type(e), e, e.__traceback__))
+        response = self.make_response(body, status, headers, fallback_mediatype="application/json")
+        if status == 401:
+            response = self.unauthorized(response)
+        return response
+
+
+def _http_code(error: HTTPException) -> str:
+    name = error.name or "Error"
+    if error.code == 404:
+        return "NOT_FOUND"
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+
+
+class Resource(flask_restful.Resource):
+    """A ``flask_restful.Resource`` serving the collection named by ``model``.
+
+    Subclasses may add or override methods like any Flask-RESTful resource.
+    """
+
+    #: The collection served, from ``DataModel.object(name)``.
+    model: Collection | None = None
+
+    def __init__(self, *args: Any, backo_api: Api | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backo_api = backo_api
+
+    @property
+    def engine(self) -> Engine:
+        """The engine serving this resource."""
+        engine = self.backo_api.settings()["engine"] if self.backo_api else None
+        return engine or default_engine()
+
+    def _collection(self) -> Collection:
+        if self.model is None:
+            raise TypeError(f"{type(self).__name__}.model is not set")
+        return self.model
+
+    def get(self, id_: str | None = None) -> Any:
+        collection = self._collection()
+        max_depth = (
+            self.backo_api.settings()["max_depth"] if self.backo_api else basic.DEFAULT_MAX_DEPTH
+        )
+        params = parse_args(collection, request.args.lists(), max_depth=max_depth)
+        return basic.get(
+            collection.name, id_, engine=self.engine, max_depth=max_depth, **params
+        )
+
+    def post(self, id_: str | None = None) -> Any:
+        if id_ is not None:
+            raise MethodNotAllowed("POST", _ITEM_METHODS)
+        collection = self._collection()
+        self._no_query_parameters()
+        body, status, headers = basic.post(collection.name, _json_body(), engine=self.engine)
+        if status == 201 and isinstance(body, dict):
+            headers["Location"] = self._location(body["id"])
+        return body, status, headers
+
+    def put(self, id_: str | None = None) -> Any:
+        return self._write("PUT", id_)
+
+    def patch(self, id_: str | None = None) -> Any:
+        return self._write("PATCH", id_)
+
+    def delete(self, id_: str | None = None) -> Any:
+        if id_ is None:
+            raise MethodNotAllowed("DELETE", _COLLECTION_METHODS)
+        self._no_query_parameters()
+        body, status, headers = basic.delete(self._collection().name, id_, engine=self.engine)
+        if status == 204:
+            return Response(status=204)
+        return body, status, headers
+
+    def _write(self, method: str, id_: str | None) -> Any:
+        if id_ is None:
+            raise MethodNotAllowed(method, _COLLECTION_METHODS)
+        self._no_query_parameters()
+        call = basic.put if method == "PUT" else basic.patch
+        body, status, headers = call(self._collection().name, id_, _json_body(), engine=self.engine)
+        if status == 201 and isinstance(body, dict):
+            headers["Location"] = self._location(body["id"])
+        return body, status, headers
+
+    def _location(self, id_: int) -> str:
+        values = dict(request.view_args or {})
+        values["id_"] = id_
+        return url_for(request.endpoint, **values)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _no_query_parameters() -> None:
+        if request.args:
+            name = next(iter(request.args))
+            raise BadRequest(
+                f"Unknown query parameter {name!r}: writes take none.",
+                {"parameter": name},
+                code="UNKNOWN_PARAMETER",
+            )
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise UnsupportedMediaType()
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("The request body is not valid JSON.", code="INVALID_JSON") from None

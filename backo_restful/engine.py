@@ -1,0 +1,551 @@
+"""The engine: reads and writes collections, raising typed exceptions.
+
+Every read of a collection is built by :meth:`Engine._select` and expanded by
+:meth:`Engine._render`; every write goes through :meth:`Engine._write`. Each public
+call runs in one storage transaction, so a call that raises changes nothing.
+
+A module-level default engine, installed by :func:`setup`, serves the functions
+:func:`get`, :func:`post`, :func:`put`, :func:`patch` and :func:`delete`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from marshmallow import ValidationError
+
+from .exceptions import BackoError, BadRequest, Conflict, NotFound, ValidationFailed
+from .model import Collection, DataModel, DeleteStrategy, NewObject, RelationInfo, check_id
+from .query import Condition, check_count, parse_filter, parse_sort
+from .storage import PeeweeStorage, to_storable
+
+Auth = Mapping[str, Any] | None
+
+
+class Engine:
+    """Serve a :class:`DataModel` from a storage.
+
+    :param model: the declared data model (checked here).
+    :param storage: where the collections live, e.g. a :class:`PeeweeStorage`.
+    :raises DeclarationError: if the model is declared wrongly.
+    """
+
+    def __init__(self, model: DataModel, storage: PeeweeStorage) -> None:
+        model.resolve()
+        storage.attach(model)
+        self.model = model
+        self.storage = storage
+        self._delete_order = _delete_order(model)
+
+    def __repr__(self) -> str:
+        return f"<Engine {self.model.name!r} on {self.storage!r}>"
+
+    # -- public calls -----------------------------------------------------------
+
+    def get(
+        self,
+        name: str,
+        id_: Any = None,
+        *,
+        depth: int = 1,
+        filter_: Mapping[str, Any] | None = None,
+        sort: list[str] | str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        auth: Auth = None,
+    ) -> tuple[Any, int]:
+        """Read one object (``id_``) or a list, expanded to ``depth``.
+
+        :param depth: 0 gives ids only; n gives fields, related objects at n-1.
+        :param filter_: external field name to value; all must match.
+        :param sort: field names, ``-name`` for descending; the id breaks ties.
+        :raises NotFound: if ``id_`` matches no object.
+        :raises BadRequest: for a bad parameter.
+        """
+        collection = self._collection(name)
+        depth = check_count("depth", depth)
+        conditions = parse_filter(collection, filter_)
+        keys = parse_sort(collection, sort)
+        if limit is not None:
+            limit = check_count("limit", limit)
+        if offset is not None:
+            offset = check_count("offset", offset)
+        if id_ is not None:
+            id_ = self._id(collection, id_)
+            conditions.append(Condition("id", "eq", id_))
+        with self.storage.transaction(write=False):
+            rows = self.storage.select(collection, conditions, keys, limit, offset)
+            if id_ is not None:
+                if not rows:
+                    raise NotFound(collection.name, id_)
+                return self._render(collection, rows, depth)[0], 200
+            return self._render(collection, rows, depth), 200
+
+    def post(self, name: str, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
+        """Create an object from a dict, or several from a list (all or nothing).
+
+        :raises ValidationFailed: naming every invalid field.
+        :raises NotFound: if a relation names an object that does not exist.
+        """
+        collection = self._collection(name)
+        many = isinstance(data, list)
+        loaded = self._load_many(collection, data) if many else [self._load(collection, data)]
+        with self._write():
+            ids = [self._create(collection, item) for item in loaded]
+            rendered = self._reread(collection, ids)
+        return (rendered if many else rendered[0]), 201
+
+    def put(self, name: str, id_: Any, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
+        """Replace object ``id_`` whole (unset fields go back to defaults or null).
+
+        Creates it at that id (status 201) when the id is free.
+        """
+        collection = self._collection(name)
+        id_ = self._id(collection, id_)
+        loaded = self._load(collection, data)
+        with self._write():
+            if self.storage.existing_ids(collection, [id_]):
+                self._update(collection, id_, loaded, replace=True)
+                status = 200
+            else:
+                self._create(collection, loaded, id_=id_)
+                status = 201
+            return self._reread(collection, [id_])[0], status
+
+    def patch(self, name: str, id_: Any, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
+        """Change the given fields of object ``id_``.
+
+        :raises NotFound: if there is no such object.
+        """
+        collection = self._collection(name)
+        id_ = self._id(collection, id_)
+        loaded = self._load(collection, data, partial=True)
+        with self._write():
+            self._require(collection, [id_])
+            self._update(collection, id_, loaded, replace=False)
+            return self._reread(collection, [id_])[0], 200
+
+    def delete(self, name: str, id_: Any, *, auth: Auth = None) -> tuple[None, int]:
+        """Delete object ``id_``, applying the delete strategies of its relations.
+
+        :raises NotFound: if there is no such object.
+        :raises Conflict: if a strategy refuses the delete.
+        """
+        collection = self._collection(name)
+        id_ = self._id(collection, id_)
+        with self._write():
+            self._require(collection, [id_])
+            self._delete(collection, id_)
+        return None, 204
+
+    # -- helpers for the public calls -------------------------------------------
+
+    def _collection(self, name: str) -> Collection:
+        collection = self.model.collections.get(name) if isinstance(name, str) else None
+        if collection is None:
+            raise NotFound(
+                message=f"There is no collection named {name!r}.",
+                details={"collection": name if isinstance(name, str) else repr(name)},
+                code="UNKNOWN_COLLECTION",
+            )
+        return collection
+
+    @staticmethod
+    def _id(collection: Collection, id_: Any) -> int:
+        if isinstance(id_, str) and id_.isascii() and id_.isdigit() and len(id_) < 20:
+            id_ = int(id_)
+        try:
+            return check_id(id_)
+        except ValueError as exc:
+            raise BadRequest(
+                f"Invalid id {id_!r} for {collection.name}: {exc}.",
+                {"collection": collection.name, "id": id_ if isinstance(id_, (int, str)) else repr(id_)},
+                code="INVALID_ID",
+            ) from None
+
+    @staticmethod
+    def _load(collection: Collection, data: Any, partial: bool = False) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise BadRequest(
+                f"The body must be a JSON object of {collection.name} fields.",
+                code="INVALID_BODY",
+            )
+        try:
+            return collection.load(data, partial=partial)
+        except ValidationError as exc:
+            raise ValidationFailed(exc.normalized_messages()) from None
+
+    def _load_many(self, collection: Collection, data: list[Any]) -> list[dict[str, Any]]:
+        loaded, errors = [], {}
+        for index, item in enumerate(data):
+            try:
+                loaded.append(self._load(collection, item))
+            except ValidationFailed as exc:
+                errors[index] = exc.messages
+            except BadRequest:
+                errors[index] = {"_schema": ["Expected an object."]}
+        if errors:
+            raise ValidationFailed(errors, f"Invalid objects at index {', '.join(map(str, errors))}.")
+        return loaded
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        try:
+            with self.storage.transaction(write=True):
+                yield
+        except RecursionError:
+            raise BadRequest("Objects are nested too deeply.", code="NESTING_TOO_DEEP") from None
+
+    def _require(self, collection: Collection, ids: list[int]) -> None:
+        if not ids:
+            return
+        missing = set(ids) - self.storage.existing_ids(collection, ids)
+        if missing:
+            first = min(missing)
+            error = NotFound(collection.name, first)
+            error.details["ids"] = sorted(missing)
+            raise error
+
+    # -- reading -----------------------------------------------------------------
+
+    def _reread(self, collection: Collection, ids: list[int]) -> list[Any]:
+        rows = {row["id"]: row for row in self.storage.fetch(collection, ids)}
+        rendered = dict(zip(rows, self._render(collection, list(rows.values()), 1)))
+        return [rendered[id_] for id_ in ids]
+
+    def _render(self, collection: Collection, rows: list[dict[str, Any]], depth: int) -> list[Any]:
+        """Expand ``rows`` to ``depth``: one statement per relation per level."""
+        if depth == 0:
+            return [row["id"] for row in rows]
+        ids = [row["id"] for row in rows]
+        related: dict[str, dict[int, Any]] = {}
+        for relation in collection.relations.values():
+            related[relation.name] = self._related(relation, rows, ids, depth)
+        hidden = {name for name, field in collection.schema.fields.items() if field.load_only}
+        serializers = [(n, s) for n, s in self.storage.serializers(collection) if n not in hidden]
+        order = [
+            (collection.external_name(name), name)
+            for name in collection.schema.fields
+            if name not in hidden
+        ]
+        result = []
+        for row in rows:
+            values: dict[str, Any] = {name: serialize(row[name]) for name, serialize in serializers}
+            for name, by_owner in related.items():
+                values[name] = by_owner[row["id"]]
+            obj = {"id": row["id"]}
+            obj.update((key, values[name]) for key, name in order)
+            result.append(obj)
+        return result
+
+    def _related(
+        self, relation: RelationInfo, rows: list[dict[str, Any]], ids: list[int], depth: int
+    ) -> dict[int, Any]:
+        """Owner id -> the relation's value (ids, or objects at ``depth - 1``)."""
+        target = relation.target
+        if relation.storage == "fk_here":
+            links = {row["id"]: row[relation.name] for row in rows}
+            if depth == 1:
+                return links
+            targets = self.storage.fetch(target, {v for v in links.values() if v is not None})
+            shown = dict(zip((t["id"] for t in targets), self._render(target, targets, depth - 1)))
+            return {owner: shown.get(value) for owner, value in links.items()}
+        triples = self.storage.links(relation, ids, with_rows=depth > 1)
+        if depth > 1:
+            unique = list({rid: row for _, rid, row in triples}.values())
+            shown = dict(zip((t["id"] for t in unique), self._render(target, unique, depth - 1)))
+        else:
+            shown = {rid: rid for _, rid, _ in triples}
+        if relation.multi:
+            many: dict[int, Any] = {id_: [] for id_ in ids}
+            for owner, rid, _ in triples:
+                many[owner].append(shown[rid])
+            return many
+        one: dict[int, Any] = dict.fromkeys(ids)
+        for owner, rid, _ in triples:
+            one[owner] = shown[rid]
+        return one
+
+    # -- writing -----------------------------------------------------------------
+
+    def _create(
+        self,
+        collection: Collection,
+        data: dict[str, Any],
+        *,
+        id_: int | None = None,
+        link: tuple[str, int] | None = None,
+    ) -> int:
+        """Insert one object with its relations; ``link`` sets a key from the enclosing object."""
+        values = {
+            name: to_storable(field, data[name])
+            for name, field in collection.scalars.items()
+            if name in data
+        }
+        later = []
+        for relation in collection.relations.values():
+            if link is not None and relation.name == link[0]:
+                values[relation.name] = link[1]
+            elif relation.name not in data:
+                continue
+            elif relation.storage == "fk_here":
+                values[relation.name] = self._target_for(relation, data[relation.name], None)
+            else:
+                later.append((relation, data[relation.name]))
+        new_id = self.storage.insert(collection, values, id_)
+        for relation, value in later:
+            self._assign(relation, new_id, value, creating=True)
+        return new_id
+
+    def _update(
+        self, collection: Collection, id_: int, data: dict[str, Any], *, replace: bool
+    ) -> None:
+        values = {}
+        for name, field in collection.scalars.items():
+            if name in data:
+                values[name] = to_storable(field, data[name])
+            elif replace:
+                values[name] = None
+        later = []
+        for relation in collection.relations.values():
+            if relation.name in data:
+                value = data[relation.name]
+            elif replace:
+                value = [] if relation.multi else None
+            else:
+                continue
+            if relation.storage == "fk_here":
+                values[relation.name] = self._target_for(relation, value, id_)
+            else:
+                later.append((relation, value))
+        self.storage.update(collection, id_, values)
+        for relation, value in later:
+            self._assign(relation, id_, value, creating=False)
+
+    def _target_for(self, relation: RelationInfo, value: Any, owner: int | None) -> int | None:
+        """The id an ``fk_here`` column takes for ``value`` (creating or stealing as needed)."""
+        if value is None:
+            return None
+        if isinstance(value, NewObject):
+            return self._create(relation.target, value.data)
+        self._require(relation.target, [value])
+        if not relation.reverse.multi:
+            # One-to-one: the target leaves its previous partner.
+            previous = [
+                row for row, _ in self.storage.rows_linked_to(relation, [value]) if row != owner
+            ]
+            if previous:
+                self._release(relation, previous)
+        return value
+
+    def _release(self, relation: RelationInfo, ids: list[int]) -> None:
+        """Null the ``fk_here`` column of rows ``ids``, unless the relation is required."""
+        if relation.required:
+            raise Conflict(
+                f"{relation.collection.name} {', '.join(map(str, sorted(ids)))} "
+                f"would lose its required {relation.key}.",
+                {
+                    "collection": relation.collection.name,
+                    "field": relation.key,
+                    "ids": sorted(ids),
+                },
+                code="REQUIRED_RELATION",
+            )
+        self.storage.set_link(relation, ids, None)
+
+    def _assign(self, relation: RelationInfo, owner: int, value: Any, *, creating: bool) -> None:
+        """Set a relation whose link is not a column of the owner's table."""
+        items = value if relation.multi else ([] if value is None else [value])
+        ids = [item for item in items if not isinstance(item, NewObject)]
+        new = [item for item in items if isinstance(item, NewObject)]
+        self._require(relation.target, ids)
+        back = relation.reverse
+        if relation.storage == "m2m":
+            current = set()
+            if not creating:
+                current = {rid for _, rid, _ in self.storage.links(relation, [owner])}
+            wanted = set(ids) | {self._create(relation.target, item.data) for item in new}
+            if current - wanted:
+                self.storage.m2m_remove(relation, [owner], current - wanted)
+            if wanted - current:
+                self.storage.m2m_add(relation, owner, wanted - current)
+            return
+        current = set()
+        if not creating:
+            current = {row for row, _ in self.storage.rows_linked_to(back, [owner])}
+        removed = current - set(ids)
+        if removed:
+            self._release(back, sorted(removed))
+        added = set(ids) - current
+        if added:
+            if not relation.multi and relation.required:
+                taken = [row for row, target in self._partners(back, added) if target != owner]
+                if taken:
+                    raise Conflict(
+                        f"{relation.target.name} {taken[0]} belongs to another "
+                        f"{relation.collection.name}, which requires its {relation.key}.",
+                        {"collection": relation.target.name, "id": taken[0]},
+                        code="REQUIRED_RELATION",
+                    )
+            self.storage.set_link(back, added, owner)
+        for item in new:
+            self._create(relation.target, item.data, link=(back.name, owner))
+
+    def _partners(self, relation: RelationInfo, ids: set[int]) -> list[tuple[int, int]]:
+        """``(row, target)`` for rows ``ids`` whose ``fk_here`` column is set."""
+        return [(owner, rid) for owner, rid, _ in self.storage.links(relation, ids)]
+
+    def _delete(self, collection: Collection, id_: int) -> None:
+        doomed: dict[str, set[int]] = {collection.name: {id_}}
+        pending = [(collection, {id_})]
+        unlinks: list[tuple[RelationInfo, set[int]]] = []
+        while pending:
+            current, ids = pending.pop()
+            for relation in current.relations.values():
+                gone = doomed.setdefault(relation.target.name, set())
+                if relation.storage == "fk_here":
+                    if relation.reverse.multi or not relation.reverse.required:
+                        continue  # the other side simply loses a link
+                    partners = {rid for _, rid in self._partners(relation, ids)} - gone
+                    if partners:
+                        raise self._refused(current, ids, relation, partners, "REQUIRED_RELATION")
+                    continue
+                linked = {rid for _, rid, _ in self.storage.links(relation, ids)} - gone
+                if not linked:
+                    continue
+                strategy = relation.on_delete or DeleteStrategy.UNLINK_REFERENCED_ITEMS
+                if strategy is DeleteStrategy.MUST_BE_EMPTY:
+                    raise self._refused(current, ids, relation, linked, "NOT_EMPTY")
+                if strategy is DeleteStrategy.DELETE_REFERENCED_ITEMS:
+                    gone |= linked
+                    pending.append((relation.target, linked))
+                elif relation.storage == "fk_there":
+                    if relation.reverse.required:
+                        raise self._refused(current, ids, relation, linked, "REQUIRED_RELATION")
+                    unlinks.append((relation.reverse, linked))
+        for back, ids in unlinks:
+            survivors = ids - doomed.get(back.collection.name, set())
+            if survivors:
+                self.storage.set_link(back, survivors, None)
+        for name, ids in doomed.items():
+            if not ids:
+                continue
+            for relation in self.model.collections[name].relations.values():
+                if relation.storage == "m2m":
+                    self.storage.m2m_remove(relation, ids, None)
+                elif (
+                    relation.storage == "fk_here"
+                    and not relation.required
+                    and doomed.get(relation.target.name)
+                ):
+                    self.storage.set_link(relation, ids, None)
+        for name in self._delete_order:
+            if doomed.get(name):
+                self.storage.delete(self.model.collections[name], doomed[name])
+
+    @staticmethod
+    def _refused(
+        collection: Collection, ids: set[int], relation: RelationInfo, linked: set[int], code: str
+    ) -> Conflict:
+        which = ", ".join(map(str, sorted(ids)))
+        others = ", ".join(map(str, sorted(linked)))
+        if code == "NOT_EMPTY":
+            reason = f"its {relation.key} still holds {relation.target.name} {others}"
+        else:
+            reason = (
+                f"{relation.target.name} {others} requires its {relation.reverse.key}"
+            )
+        return Conflict(
+            f"Cannot delete {collection.name} {which}: {reason}.",
+            {
+                "collection": collection.name,
+                "ids": sorted(ids),
+                "field": relation.key,
+                "linked": {"collection": relation.target.name, "ids": sorted(linked)},
+            },
+            code=code,
+        )
+
+
+def _delete_order(model: DataModel) -> list[str]:
+    """Collections ordered so rows holding a required key go before their targets."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name):
+            return  # done, or a cycle of required keys (impossible to fill anyway)
+        state[name] = 1
+        # Whoever holds a required key to ``name`` must be deleted first.
+        for other in model.collections.values():
+            for relation in other.relations.values():
+                if (
+                    relation.storage == "fk_here"
+                    and relation.required
+                    and relation.target.name == name
+                    and other.name != name
+                ):
+                    visit(other.name)
+        order.append(name)
+        state[name] = 2
+
+    for name in model.collections:
+        visit(name)
+    return order
+
+
+# -- the module-level default engine --------------------------------------------
+
+_default: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def setup(model: DataModel, storage: PeeweeStorage) -> Engine:
+    """Build an :class:`Engine` and install it as the default one.
+
+    :raises DeclarationError: if the model is declared wrongly.
+    """
+    global _default
+    engine = Engine(model, storage)
+    with _default_lock:
+        _default = engine
+    return engine
+
+
+def default_engine() -> Engine:
+    """The engine installed by :func:`setup`."""
+    if _default is None:
+        raise BackoError(
+            "No default engine: call backo_restful.setup(model, storage) first, "
+            "or pass an engine explicitly.",
+            code="NO_ENGINE",
+        )
+    return _default
+
+
+def get(name: str, id_: Any = None, **kwargs: Any) -> tuple[Any, int]:
+    """:meth:`Engine.get` on the default engine."""
+    return default_engine().get(name, id_, **kwargs)
+
+
+def post(name: str, data: Any, **kwargs: Any) -> tuple[Any, int]:
+    """:meth:`Engine.post` on the default engine."""
+    return default_engine().post(name, data, **kwargs)
+
+
+def put(name: str, id_: Any, data: Any, **kwargs: Any) -> tuple[Any, int]:
+    """:meth:`Engine.put` on the default engine."""
+    return default_engine().put(name, id_, data, **kwargs)
+
+
+def patch(name: str, id_: Any, data: Any, **kwargs: Any) -> tuple[Any, int]:
+    """:meth:`Engine.patch` on the default engine."""
+    return default_engine().patch(name, id_, data, **kwargs)
+
+
+def delete(name: str, id_: Any, **kwargs: Any) -> tuple[None, int]:
+    """:meth:`Engine.delete` on the default engine."""
+    return default_engine().delete(name, id_, **kwargs)

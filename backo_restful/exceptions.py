@@ -1,0 +1,172 @@
+"""The exceptions raised by backo_restful.
+
+Every error is a :class:`BackoError`. Each class declares its ``code`` (a stable
+UPPER_SNAKE string) and its HTTP ``status`` once; the API layers read them from
+here and never decide a status themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BackoError(Exception):
+    """Base class of every backo_restful error.
+
+    :param message: a human sentence saying what went wrong.
+    :param details: machine-readable data about the error (JSON-serializable).
+    :param code: overrides the class's default code for this instance.
+    """
+
+    code: str = "INTERNAL_ERROR"
+    status: int = 500
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+    ) -> None:
+        self.message = message or self.default_message()
+        self.details: dict[str, Any] = details or {}
+        if code is not None:
+            self.code = code
+        super().__init__(self.message)
+
+    def default_message(self) -> str:
+        return "An internal error occurred."
+
+    def to_dict(self) -> dict[str, Any]:
+        """The shared JSON error body: ``{"error": {"code", "message", "details"}}``."""
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "details": self.details,
+            }
+        }
+
+
+class DeclarationError(BackoError):
+    """The data model is declared wrongly (raised when the engine is built)."""
+
+    code = "DECLARATION_ERROR"
+
+    def __init__(
+        self, message: str, *, collection: str | None = None, field: str | None = None
+    ) -> None:
+        self.collection = collection
+        self.field = field
+        where = ".".join(part for part in (collection, field) if part)
+        details = {"collection": collection, "field": field}
+        super().__init__(f"{where}: {message}" if where else message, details)
+
+
+class StorageError(BackoError):
+    """The database failed in a way the client could not have caused."""
+
+    code = "STORAGE_ERROR"
+
+    def default_message(self) -> str:
+        return "The database could not complete the request."
+
+
+class ClientError(BackoError):
+    """Base class of every error caused by the request (the 4xx family)."""
+
+    code = "BAD_REQUEST"
+    status = 400
+
+    def default_message(self) -> str:
+        return "The request is not valid."
+
+
+class BadRequest(ClientError):
+    """The request is malformed: bad parameters, bad JSON, an unknown field."""
+
+
+class UnsupportedMediaType(ClientError):
+    """The request body is not JSON."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status = 415
+
+    def default_message(self) -> str:
+        return "The request body must be JSON (Content-Type: application/json)."
+
+
+class NotFound(ClientError):
+    """The object (or route) does not exist.
+
+    :param collection: the collection that was searched.
+    :param id: the id that matched nothing.
+    """
+
+    code = "OBJECT_DOES_NOT_EXIST"
+    status = 404
+
+    def __init__(
+        self,
+        collection: str | None = None,
+        id: Any = None,  # noqa: A002 - mirrors the field name
+        *,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.collection = collection
+        self.id = id
+        if details is None and collection is not None:
+            details = {"collection": collection, "id": id}
+        if message is None and collection is not None:
+            message = f"There is no {collection} with id {id}."
+        super().__init__(message, details, code=code)
+
+    def default_message(self) -> str:
+        return "Not found."
+
+
+class MethodNotAllowed(ClientError):
+    """The route does not serve this HTTP method.
+
+    :param allowed: the methods it does serve (sent back in ``Allow``).
+    """
+
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        self.allowed = allowed
+        super().__init__(
+            f"{method} is not allowed here; allowed: {', '.join(allowed)}.",
+            {"method": method, "allowed": allowed},
+        )
+
+
+class Conflict(ClientError):
+    """The request conflicts with the stored data (delete strategy, uniqueness)."""
+
+    code = "CONFLICT"
+    status = 409
+
+    def default_message(self) -> str:
+        return "The request conflicts with the current state of the data."
+
+
+class ValidationFailed(ClientError):
+    """The request body failed validation.
+
+    :param messages: field name to error messages (nested for nested objects).
+    """
+
+    code = "VALIDATION_FAILED"
+    status = 422
+
+    def __init__(self, messages: dict[str, Any], message: str | None = None) -> None:
+        self.messages = messages
+        names = ", ".join(sorted(str(key) for key in messages))
+        super().__init__(
+            message or f"Invalid value for: {names}.",
+            {"fields": messages},
+        )

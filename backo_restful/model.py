@@ -1,0 +1,426 @@
+"""Declaring a data model: collections, relation fields and delete strategies.
+
+A :class:`DataModel` holds collections, each a marshmallow :class:`Schema`. Relation
+fields (:class:`Ref`, :class:`RefsList`) name their target collection and the reverse
+field there; :meth:`DataModel.resolve` checks every declaration and pairs each relation
+with its reverse side. Nothing here knows about storage or HTTP.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import marshmallow
+from marshmallow import ValidationError, fields
+
+from .exceptions import DeclarationError
+
+#: The largest id any backend can store (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+_SchemaT = TypeVar("_SchemaT", bound=type["Schema"])
+
+
+class DeleteStrategy(enum.Enum):
+    """What deleting an object does to the objects a :class:`RefsList` links it to."""
+
+    #: Refuse the delete (409) while the list is not empty. The default.
+    MUST_BE_EMPTY = "must_be_empty"
+    #: Delete the linked objects too (their own strategies apply in turn).
+    DELETE_REFERENCED_ITEMS = "delete_referenced_items"
+    #: Keep the linked objects and remove their link; refused (409) where the
+    #: reverse ``Ref`` is required.
+    UNLINK_REFERENCED_ITEMS = "unlink_referenced_items"
+
+
+class Schema(marshmallow.Schema):
+    """Base class for collection schemas. Unknown fields are rejected."""
+
+    class Meta:
+        unknown = marshmallow.RAISE
+
+    #: Set when the schema is registered as a collection.
+    __backo_collection__: Collection | None = None
+
+
+class NewObject:
+    """A dict given inside a relation field: an object to create (validated data)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"NewObject({self.data!r})"
+
+
+def check_id(value: Any) -> int:
+    """Return ``value`` if it is a storable id.
+
+    :raises ValueError: if it is not an integer between 1 and :data:`MAX_ID`.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ValueError(f"an id must be an integer between 1 and {MAX_ID}")
+    return value
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why a loaded scalar value cannot be stored by every backend, or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value <= MAX_ID:
+            return f"Must be between {-(2**63)} and {MAX_ID}."
+    elif isinstance(value, str) and "\x00" in value:
+        return "Must not contain NUL characters."
+    return None
+
+
+class Relation(fields.Field):
+    """Base of :class:`Ref` and :class:`RefsList` (not used directly)."""
+
+    multi = False
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        reverse: str,
+        required: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        for forbidden in ("attribute", "allow_none", "load_default", "dump_default"):
+            if forbidden in kwargs:
+                raise TypeError(f"{type(self).__name__}() does not take {forbidden}=")
+        super().__init__(required=required, allow_none=not required and not self.multi, **kwargs)
+        self.target = target
+        self.reverse = reverse
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+    def _deserialize_one(self, value: Any) -> int | NewObject:
+        if isinstance(value, Mapping):
+            return self._deserialize_nested(value)
+        try:
+            return check_id(value)
+        except ValueError:
+            raise ValidationError(
+                f"Expected the id of a {self.target} (an integer) or an object to create."
+            ) from None
+
+    def _deserialize_nested(self, value: Mapping[str, Any]) -> NewObject:
+        collection = getattr(type(self.root), "__backo_collection__", None)
+        if collection is None:  # used outside a collection schema
+            raise ValidationError("Nested objects need a schema registered in a DataModel.")
+        target = collection.model.get(self.target)
+        if self.reverse in value or target.external_name(self.reverse) in value:
+            raise ValidationError(
+                {
+                    target.external_name(self.reverse): [
+                        "Set by the enclosing object; leave it out."
+                    ]
+                }
+            )
+        return NewObject(target.load(value, partial=(self.reverse,)))
+
+
+class Ref(Relation):
+    """A link to zero or one object of ``target`` (exactly one when ``required``).
+
+    :param target: the name of the target collection.
+    :param reverse: the name of the relation field on the target that points back.
+    :param required: the link must always be set.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        return self._deserialize_one(value)
+
+
+class RefsList(Relation):
+    """Links to zero or more objects of ``target``.
+
+    :param target: the name of the target collection.
+    :param reverse: the name of the relation field on the target that points back.
+    :param on_delete: what deleting this object does to the linked ones.
+    """
+
+    multi = True
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        reverse: str,
+        on_delete: DeleteStrategy = DeleteStrategy.MUST_BE_EMPTY,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(on_delete, DeleteStrategy):
+            raise TypeError("on_delete must be a DeleteStrategy")
+        super().__init__(target, reverse=reverse, **kwargs)
+        self.on_delete = on_delete
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValidationError("Expected a list of ids or objects to create.")
+        result: list[int | NewObject] = []
+        errors: dict[int, Any] = {}
+        seen: set[int] = set()
+        for index, item in enumerate(value):
+            try:
+                loaded = self._deserialize_one(item)
+            except ValidationError as exc:
+                errors[index] = exc.messages
+                continue
+            if isinstance(loaded, int):
+                if loaded in seen:
+                    errors[index] = [f"Duplicate id {loaded}."]
+                    continue
+                seen.add(loaded)
+            result.append(loaded)
+        if errors:
+            raise ValidationError(errors)
+        return result
+
+
+class RelationInfo:
+    """One side of a resolved relation (filled in by :meth:`DataModel.resolve`).
+
+    ``storage`` says where the link lives: ``"fk_here"`` (a column of this
+    collection's table), ``"fk_there"`` (a column of the target's table) or
+    ``"m2m"`` (a join table).
+    """
+
+    reverse: RelationInfo
+
+    def __init__(self, collection: Collection, name: str, field: Relation) -> None:
+        self.collection = collection
+        self.name = name
+        self.key = field.data_key or name
+        self.field = field
+        self.multi = field.multi
+        self.required = bool(field.required)
+        self.on_delete: DeleteStrategy | None = getattr(field, "on_delete", None)
+        self.target: Collection = collection  # replaced in resolve()
+        self.storage = ""
+
+    def __repr__(self) -> str:
+        return f"<RelationInfo {self.collection.name}.{self.name} -> {self.target.name}>"
+
+
+class Collection:
+    """A named collection of a :class:`DataModel`: what ``Resource.model`` takes."""
+
+    def __init__(
+        self, model: DataModel, name: str, schema_class: type[Schema], options: dict[str, Any]
+    ) -> None:
+        self.model = model
+        self.name = name
+        self.schema_class = schema_class
+        self.options = options
+        self._schema: Schema | None = None
+        #: scalar field name -> marshmallow field (declaration order)
+        self.scalars: dict[str, fields.Field] = {}
+        #: relation field name -> RelationInfo (declaration order)
+        self.relations: dict[str, RelationInfo] = {}
+        #: external (JSON) name -> internal field name
+        self.by_key: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.model.name}.{self.name}>"
+
+    @property
+    def schema(self) -> Schema:
+        """A shared instance of the collection's schema."""
+        if self._schema is None:
+            self._schema = self.schema_class()
+        return self._schema
+
+    def external_name(self, name: str) -> str:
+        field = self.schema.fields.get(name)
+        return (field.data_key or name) if field is not None else name
+
+    def load(self, data: Any, *, partial: bool | tuple[str, ...] = False) -> dict[str, Any]:
+        """Validate write data with the schema.
+
+        :raises marshmallow.ValidationError: listing every failing field.
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError({"_schema": ["Expected an object."]})
+        if "id" in data:
+            messages: dict[str, Any] = {"id": ["Read-only field: the database chooses ids."]}
+            try:
+                self.schema.load({k: v for k, v in data.items() if k != "id"}, partial=partial)
+            except ValidationError as exc:
+                messages.update(exc.normalized_messages())
+            raise ValidationError(messages)
+        try:
+            loaded = self.schema.load(data, partial=partial)
+        except RecursionError:
+            raise ValidationError({"_schema": ["Objects are nested too deeply."]}) from None
+        errors = {
+            self.external_name(name): [message]
+            for name, value in loaded.items()
+            if name in self.scalars and (message := _unstorable(value)) is not None
+        }
+        if errors:
+            raise ValidationError(errors)
+        return loaded
+
+    def _resolve_fields(self) -> None:
+        self.scalars.clear()
+        self.relations.clear()
+        self.by_key.clear()
+        self._schema = None
+        for name, field in self.schema.fields.items():
+            key = field.data_key or name
+            if name == "id" or key == "id":
+                raise DeclarationError(
+                    "'id' is reserved: every collection gets an integer id chosen by the database",
+                    collection=self.name,
+                    field=name,
+                )
+            if field.attribute not in (None, name):
+                raise DeclarationError(
+                    "attribute= is not supported; name the field as it should be stored",
+                    collection=self.name,
+                    field=name,
+                )
+            if key in self.by_key:
+                raise DeclarationError(
+                    f"two fields share the external name {key!r}", collection=self.name, field=name
+                )
+            self.by_key[key] = name
+            if isinstance(field, Relation):
+                self.relations[name] = RelationInfo(self, name, field)
+            else:
+                self.scalars[name] = field
+
+
+class DataModel:
+    """A set of collections and the relations between them.
+
+    :param name: the model's name (used in messages and later in ``_meta``).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.collections: dict[str, Collection] = {}
+        self._resolved = False
+
+    def __repr__(self) -> str:
+        return f"<DataModel {self.name!r}: {', '.join(self.collections)}>"
+
+    def collection(self, name: str, **options: Any) -> Callable[[_SchemaT], _SchemaT]:
+        """Class decorator registering a :class:`Schema` subclass as collection ``name``."""
+
+        def decorator(schema_class: _SchemaT) -> _SchemaT:
+            self.add_collection(name, schema_class, **options)
+            return schema_class
+
+        return decorator
+
+    def add_collection(self, name: str, schema_class: type[Schema], **options: Any) -> Collection:
+        """Register ``schema_class`` as collection ``name`` and return the collection."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise DeclarationError(
+                "a collection name must be a Python identifier", collection=str(name)
+            )
+        if name in self.collections:
+            raise DeclarationError("declared twice", collection=name)
+        if not (isinstance(schema_class, type) and issubclass(schema_class, Schema)):
+            raise DeclarationError(
+                "the schema must be a subclass of backo_restful.Schema", collection=name
+            )
+        previous = schema_class.__backo_collection__
+        if previous is not None and previous.model is not self:
+            raise DeclarationError(
+                f"this schema already belongs to collection {previous.name!r} of another model",
+                collection=name,
+            )
+        collection = Collection(self, name, schema_class, options)
+        schema_class.__backo_collection__ = collection
+        self.collections[name] = collection
+        self._resolved = False
+        return collection
+
+    def object(self, name: str) -> Collection:
+        """The collection ``name``, as taken by ``Resource.model``."""
+        return self.get(name)
+
+    def get(self, name: str) -> Collection:
+        try:
+            return self.collections[name]
+        except KeyError:
+            raise DeclarationError(
+                f"no collection named {name!r} in model {self.name!r}"
+            ) from None
+
+    def resolve(self) -> DataModel:
+        """Check every declaration and pair relations with their reverse sides.
+
+        :raises DeclarationError: naming the collection and field at fault.
+        """
+        if self._resolved:
+            return self
+        for collection in self.collections.values():
+            collection._resolve_fields()
+        claimed: dict[tuple[str, str], RelationInfo] = {}
+        for collection in self.collections.values():
+            for relation in collection.relations.values():
+                self._pair(relation, claimed)
+        self._resolved = True
+        return self
+
+    def _pair(self, relation: RelationInfo, claimed: dict[tuple[str, str], RelationInfo]) -> None:
+        where = {"collection": relation.collection.name, "field": relation.name}
+        field = relation.field
+        if field.target not in self.collections:
+            raise DeclarationError(f"unknown target collection {field.target!r}", **where)
+        target = self.collections[field.target]
+        other = target.relations.get(field.reverse)
+        if other is None:
+            raise DeclarationError(
+                f"reverse field {field.reverse!r} is not a Ref or RefsList "
+                f"of collection {target.name!r}",
+                **where,
+            )
+        if other.field.target != relation.collection.name or other.field.reverse != relation.name:
+            raise DeclarationError(
+                f"reverse field {target.name}.{other.name} does not point back here "
+                f"(it names {other.field.target}.{other.field.reverse})",
+                **where,
+            )
+        if other is relation:
+            raise DeclarationError("a relation cannot be its own reverse", **where)
+        key = (target.name, other.name)
+        if key in claimed and claimed[key] is not relation:
+            first = claimed[key]
+            raise DeclarationError(
+                f"{target.name}.{other.name} is already the reverse of "
+                f"{first.collection.name}.{first.name}",
+                **where,
+            )
+        claimed[key] = relation
+        relation.target = target
+        relation.reverse = other
+        if relation.multi and other.multi:
+            relation.storage = "m2m"
+        elif relation.multi:
+            relation.storage = "fk_there"
+        elif other.multi:
+            relation.storage = "fk_here"
+        else:
+            relation.storage = "fk_here" if _holds_one_to_one_key(relation, other) else "fk_there"
+
+
+def _holds_one_to_one_key(relation: RelationInfo, other: RelationInfo) -> bool:
+    """Which side of a one-to-one relation stores the foreign key.
+
+    The required side, so the database can enforce it; otherwise the side whose
+    ``collection.field`` sorts first, so the choice is stable.
+    """
+    if relation.required != other.required:
+        return relation.required
+    return (relation.collection.name, relation.name) < (other.collection.name, other.name)

@@ -1,0 +1,602 @@
+"""Relational storage through Peewee (SQLite, PostgreSQL, MariaDB/MySQL).
+
+:class:`PeeweeStorage` maps each collection of a resolved :class:`DataModel` to a
+table: scalar fields become columns, a one-to-many or one-to-one relation a
+foreign-key column, a many-to-many relation a join table. Every statement goes
+through the peewee ``Database`` it was given. The engine decides *what* to read and
+write; this module only turns those decisions into SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import peewee
+from marshmallow import fields as ma
+from playhouse.db_url import connect as connect_url
+
+from .exceptions import BadRequest, Conflict, DeclarationError, StorageError
+from .model import Collection, DataModel, RelationInfo
+from .query import Condition, SortKey
+
+#: Ids per ``IN (...)`` list: below every backend's limit on bound parameters.
+CHUNK = 5000
+
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
+
+
+class _SqliteAutoIncrement(peewee.AutoField):
+    """SQLite primary key that never reuses the id of a deleted row."""
+
+    def ddl(self, ctx: Any) -> Any:
+        return peewee.NodeList((super().ddl(ctx), peewee.SQL("AUTOINCREMENT")))
+
+
+class _JSONField(peewee.TextField):
+    """A marshmallow container field (Dict, List, Nested, ...) stored as JSON text."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class _DateTimeField(peewee.DateTimeField):
+    """Stores aware datetimes as naive UTC, so every backend compares them alike."""
+
+    def db_value(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return super().db_value(value)
+
+
+def _backend(db: peewee.Database) -> str:
+    if isinstance(db, peewee.SqliteDatabase):
+        return "sqlite"
+    if isinstance(db, peewee.PostgresqlDatabase):
+        return "postgresql"
+    if isinstance(db, peewee.MySQLDatabase):
+        return "mysql"
+    raise DeclarationError(
+        f"unsupported database {type(db).__name__}: use SQLite, PostgreSQL or MySQL/MariaDB"
+    )
+
+
+class PeeweeStorage:
+    """Store collections in a relational database through Peewee.
+
+    :param db: a peewee ``Database`` or a URL (``sqlite:///path.db``,
+        ``postgresql://user@host/db``, ``mysql://user@host/db``).
+    """
+
+    def __init__(self, db: peewee.Database | str) -> None:
+        if isinstance(db, str):
+            db = _database_from_url(db)
+        if not isinstance(db, peewee.Database):
+            raise TypeError("PeeweeStorage takes a peewee Database or a database URL")
+        self.db = db
+        self.backend = _backend(db)
+        self._memory = self.backend == "sqlite" and db.database in ("", ":memory:")
+        self._serial = threading.RLock() if self._memory else None
+        self._schema_lock = threading.Lock()
+        self._tables_ready = False
+        self._model: DataModel | None = None
+        self._tables: dict[str, type[peewee.Model]] = {}
+        self._joins: dict[tuple[str, str], type[peewee.Model]] = {}
+        self._serializers: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
+        if self.backend == "sqlite":
+            _sqlite_pragmas(db)
+
+    def __repr__(self) -> str:
+        return f"<PeeweeStorage {self.backend} {self.db.database!r}>"
+
+    # -- schema ---------------------------------------------------------------
+
+    def attach(self, model: DataModel) -> None:
+        """Build the tables of ``model`` (created in the database on first use).
+
+        :raises DeclarationError: for a field type that cannot be stored.
+        """
+        if self._model is not None and self._model is not model:
+            raise DeclarationError("this storage already serves another data model")
+        self._model = model
+        base = type(
+            "BackoBase",
+            (peewee.Model,),
+            {"Meta": type("Meta", (), {"database": self.db, "legacy_table_names": False})},
+        )
+        tables: dict[str, type[peewee.Model]] = {}
+        for collection in model.collections.values():
+            tables[collection.name] = self._build_table(base, collection)
+        for collection in model.collections.values():
+            for relation in collection.relations.values():
+                if relation.storage == "fk_here":
+                    self._add_foreign_key(tables, relation)
+        joins: dict[tuple[str, str], type[peewee.Model]] = {}
+        for collection in model.collections.values():
+            for relation in collection.relations.values():
+                if relation.storage == "m2m":
+                    join = joins.get((relation.reverse.collection.name, relation.reverse.name))
+                    if join is None:
+                        join = self._build_join(base, tables, relation)
+                    joins[(collection.name, relation.name)] = join
+        self._tables = tables
+        self._joins = joins
+        self._serializers = {
+            c.name: [(name, _serializer(field)) for name, field in c.scalars.items()]
+            for c in model.collections.values()
+        }
+
+    def _table_options(self) -> dict[str, Any]:
+        if self.backend == "mysql":
+            # Binary collation: equality and uniqueness compare exactly, as elsewhere.
+            return {"table_settings": ["DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"]}
+        return {}
+
+    def _build_table(self, base: type[peewee.Model], collection: Collection) -> type[peewee.Model]:
+        if self.backend == "sqlite":
+            primary_key: peewee.Field = _SqliteAutoIncrement()
+        else:
+            primary_key = peewee.BigAutoField()
+        attrs: dict[str, Any] = {"id": primary_key}
+        for name, field in collection.scalars.items():
+            attrs[name] = self._column(collection, name, field)
+        attrs["Meta"] = type("Meta", (), {"table_name": collection.name, **self._table_options()})
+        return type(f"Table_{collection.name}", (base,), attrs)
+
+    def _column(self, collection: Collection, name: str, field: ma.Field) -> peewee.Field:
+        options: dict[str, Any] = {"null": True, "column_name": name}
+        mysql = self.backend == "mysql"
+        column: peewee.Field
+        if isinstance(field, (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)):
+            column = _JSONField(**options)
+        elif isinstance(field, ma.UUID):
+            column = peewee.UUIDField(**options)
+        elif isinstance(field, ma.String):
+            column = peewee.TextField(**options)
+        elif isinstance(field, ma.Boolean):
+            column = peewee.BooleanField(**options)
+        elif isinstance(field, ma.Integer):
+            column = peewee.BigIntegerField(**options)
+        elif isinstance(field, ma.Float):
+            column = peewee.DoubleField(**options)
+        elif isinstance(field, ma.DateTime):
+            column = _DateTimeField(**options)
+        elif isinstance(field, ma.Date):
+            column = peewee.DateField(**options)
+        elif isinstance(field, ma.Time):
+            column = peewee.TimeField(**options)
+        else:
+            raise DeclarationError(
+                f"fields.{type(field).__name__} cannot be stored yet "
+                "(supported: String, Email, Url, UUID, Integer, Float, Boolean, DateTime, "
+                "Date, Time, Dict, List, Tuple, Nested, Enum, Raw)",
+                collection=collection.name,
+                field=name,
+            )
+        if mysql:
+            # MySQL's TEXT holds 64 KiB and its DATETIME drops microseconds.
+            mysql_types = {"TEXT": "LONGTEXT", "DATETIME": "DATETIME(6)", "TIME": "TIME(6)"}
+            column.field_type = mysql_types.get(column.field_type, column.field_type)
+        return column
+
+    def _add_foreign_key(
+        self, tables: dict[str, type[peewee.Model]], relation: RelationInfo
+    ) -> None:
+        table = tables[relation.collection.name]
+        column_name = f"{relation.name}_id"
+        if column_name in table._meta.columns:
+            raise DeclarationError(
+                f"column {column_name!r} is needed for the relation {relation.name!r} "
+                "but a scalar field already uses it",
+                collection=relation.collection.name,
+                field=relation.name,
+            )
+        foreign_key = peewee.ForeignKeyField(
+            tables[relation.target.name],
+            column_name=column_name,
+            null=not relation.required,
+            unique=not relation.reverse.multi,
+            backref="+",
+            lazy_load=False,
+            # SQLite accepts references to tables not created yet; the others get
+            # their constraints added once every table exists.
+            _deferred=self.backend != "sqlite",
+        )
+        table._meta.add_field(relation.name, foreign_key)
+
+    def _build_join(
+        self,
+        base: type[peewee.Model],
+        tables: dict[str, type[peewee.Model]],
+        relation: RelationInfo,
+    ) -> type[peewee.Model]:
+        # Name the join table and its columns after both sides, in a stable order.
+        first, second = sorted(
+            (relation, relation.reverse), key=lambda r: (r.collection.name, r.name)
+        )
+        name = f"{first.collection.name}_{first.name}__{second.collection.name}_{second.name}"
+        deferred = self.backend != "sqlite"
+        attrs: dict[str, Any] = {
+            "left": peewee.ForeignKeyField(
+                tables[first.collection.name], column_name=f"{first.collection.name}_{first.name}",
+                backref="+", lazy_load=False, on_delete="CASCADE", _deferred=deferred,
+            ),
+            "right": peewee.ForeignKeyField(
+                tables[second.collection.name],
+                column_name=f"{second.collection.name}_{second.name}",
+                backref="+", lazy_load=False, on_delete="CASCADE", _deferred=deferred,
+            ),
+            "Meta": type(
+                "Meta",
+                (),
+                {
+                    "table_name": name,
+                    "primary_key": peewee.CompositeKey("left", "right"),
+                    **self._table_options(),
+                },
+            ),
+        }
+        join = type(f"Join_{name}", (base,), attrs)
+        join._backo_sides = (first, second)  # type: ignore[attr-defined]
+        return join
+
+    def _join_columns(self, relation: RelationInfo) -> tuple[peewee.Field, peewee.Field]:
+        """The join table's (this side, other side) columns for ``relation``."""
+        join = self._joins[(relation.collection.name, relation.name)]
+        first = join._backo_sides[0]  # type: ignore[attr-defined]
+        if first is relation:
+            return join.left, join.right
+        return join.right, join.left
+
+    def _ensure_tables(self) -> None:
+        if self._tables_ready:
+            return
+        with self._schema_lock:
+            if self._tables_ready:
+                return
+            if self._model is None:
+                raise StorageError("the storage is not attached to a data model")
+            with self._connection():
+                existing = set(self.db.get_tables())
+                models = list(self._tables.values()) + list(dict.fromkeys(self._joins.values()))
+                created = [m for m in models if m._meta.table_name not in existing]
+                for table in created:
+                    table.create_table(safe=True)
+                if self.backend != "sqlite":
+                    for table in created:
+                        for field in table._meta.refs:
+                            table._schema.create_foreign_key(field)
+            self._tables_ready = True
+
+    def drop_tables(self) -> None:
+        """Drop every table of the model (for tests and scripts)."""
+        with self._connection():
+            models = list(self._tables.values()) + list(dict.fromkeys(self._joins.values()))
+            if self.backend == "postgresql":
+                for table in models:
+                    self.db.execute_sql(f'DROP TABLE IF EXISTS "{table._meta.table_name}" CASCADE')
+            else:
+                self.db.drop_tables(models, safe=True)
+        self._tables_ready = False
+
+    # -- connections and transactions -----------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[None]:
+        opened = self.db.is_closed()
+        if opened:
+            self.db.connect()
+        try:
+            yield
+        finally:
+            if opened and not self._memory:
+                self.db.close()
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[None]:
+        """Run the enclosed calls in one transaction; roll back on any exception.
+
+        On SQLite a write transaction takes the write lock when it begins, so
+        concurrent writers queue instead of failing.
+        """
+        self._ensure_tables()
+        lock = self._serial
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self._connection(), _translate_errors():
+                args = ("IMMEDIATE",) if write and self.backend == "sqlite" else ()
+                with self.db.atomic(*args):
+                    yield
+        finally:
+            if lock is not None:
+                lock.release()
+
+    # -- reading --------------------------------------------------------------
+
+    def table(self, collection: Collection) -> type[peewee.Model]:
+        return self._tables[collection.name]
+
+    def _columns(self, collection: Collection) -> list[peewee.Field]:
+        table = self.table(collection)
+        return [table._meta.fields[name] for name in table._meta.fields]
+
+    def select(
+        self,
+        collection: Collection,
+        conditions: Sequence[Condition] = (),
+        sort: Sequence[SortKey] = (),
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows of ``collection`` matching ``conditions``, in ``sort`` order then by id."""
+        table = self.table(collection)
+        query = table.select(*self._columns(collection))
+        for condition in conditions:
+            query = query.where(self._condition(collection, condition))
+        order = [self._sort_column(collection, key) for key in sort]
+        if not any(key.field == "id" for key in sort):
+            order.append(table.id.asc())
+        query = query.order_by(*order)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            if limit is None and self.backend == "mysql":
+                query = query.limit(_BIGINT_MAX)  # MySQL has no OFFSET without LIMIT
+            query = query.offset(offset)
+        return list(query.dicts())
+
+    def _condition(self, collection: Collection, condition: Condition) -> Any:
+        table = self.table(collection)
+        value = condition.value
+        if condition.field == "id":
+            column = table.id
+        elif condition.field in collection.relations:
+            relation = collection.relations[condition.field]
+            if relation.storage != "fk_here":
+                # One-to-one whose key lives on the partner's table.
+                other = self.table(relation.target)
+                back = getattr(other, relation.reverse.name)
+                if value is None:
+                    return table.id.not_in(other.select(back).where(back.is_null(False)))
+                return table.id.in_(other.select(back).where(other.id == value))
+            column = getattr(table, relation.name)
+        else:
+            column = getattr(table, condition.field)
+        if condition.op == "eq":
+            if value is None:
+                return column.is_null()
+            return column == column.db_value(value)
+        raise BadRequest(f"Unsupported filter operator {condition.op!r}.")
+
+    def _sort_column(self, collection: Collection, key: SortKey) -> Any:
+        table = self.table(collection)
+        column = getattr(table, key.field)
+        return column.desc() if key.descending else column.asc()
+
+    def fetch(self, collection: Collection, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Rows of ``collection`` with these ids, by id."""
+        table = self.table(collection)
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(sorted(set(ids))):
+            query = table.select(*self._columns(collection)).where(table.id.in_(chunk))
+            rows.extend(query.order_by(table.id).dicts())
+        return rows
+
+    def existing_ids(self, collection: Collection, ids: Iterable[int]) -> set[int]:
+        table = self.table(collection)
+        found: set[int] = set()
+        for chunk in _chunks(sorted(set(ids))):
+            found.update(row for (row,) in table.select(table.id).where(table.id.in_(chunk)).tuples())
+        return found
+
+    def links(
+        self, relation: RelationInfo, ids: Iterable[int], *, with_rows: bool = False
+    ) -> list[tuple[int, int, dict[str, Any] | None]]:
+        """``(owner id, related id, related row or None)`` for owners ``ids``.
+
+        Ordered by related id. For an ``fk_here`` relation the related id is the
+        owner's own column; the others are read from the target table or the
+        join table in one statement per chunk of ids.
+        """
+        ids = sorted(set(ids))
+        target = self.table(relation.target)
+        result: list[tuple[int, int, dict[str, Any] | None]] = []
+        columns = self._columns(relation.target) if with_rows else [target.id]
+        for chunk in _chunks(ids):
+            if relation.storage == "fk_here":
+                owner_table = self.table(relation.collection)
+                fk = getattr(owner_table, relation.name)
+                query = (
+                    owner_table.select(owner_table.id.alias("_owner"), *columns)
+                    .join(target, on=(fk == target.id))
+                    .where(owner_table.id.in_(chunk))
+                    .order_by(target.id)
+                )
+            elif relation.storage == "fk_there":
+                back = getattr(target, relation.reverse.name)
+                query = (
+                    target.select(back.alias("_owner"), *columns)
+                    .where(back.in_(chunk))
+                    .order_by(target.id)
+                )
+            else:
+                mine, theirs = self._join_columns(relation)
+                join = mine.model
+                query = (
+                    join.select(mine.alias("_owner"), *columns)
+                    .join(target, on=(theirs == target.id))
+                    .where(mine.in_(chunk))
+                    .order_by(target.id)
+                )
+            for row in query.dicts():
+                owner = row.pop("_owner")
+                result.append((owner, row["id"], row if with_rows else None))
+        return result
+
+    # -- writing --------------------------------------------------------------
+
+    def insert(self, collection: Collection, values: dict[str, Any], id_: int | None = None) -> int:
+        """Insert a row and return its id (``id_`` chooses it explicitly)."""
+        table = self.table(collection)
+        row = dict(values)
+        if id_ is not None:
+            row["id"] = id_
+        new_id = table.insert(row).execute()
+        if id_ is not None:
+            self._after_explicit_id(collection, id_)
+            return id_
+        return int(new_id)
+
+    def _after_explicit_id(self, collection: Collection, id_: int) -> None:
+        # SQLite (AUTOINCREMENT) and MySQL move their counters past an explicit id
+        # themselves; a PostgreSQL sequence has to be told.
+        if self.backend == "postgresql":
+            table = self.table(collection)._meta.table_name
+            cursor = self.db.execute_sql(
+                "SELECT pg_get_serial_sequence(%s, 'id')", (f'"{table}"',)
+            )
+            (sequence,) = cursor.fetchone()
+            self.db.execute_sql(
+                f"SELECT setval(%s, GREATEST(%s, last_value)) FROM {sequence}", (sequence, id_)
+            )
+
+    def update(self, collection: Collection, id_: int, values: dict[str, Any]) -> None:
+        if values:
+            table = self.table(collection)
+            table.update(values).where(table.id == id_).execute()
+
+    def set_link(self, relation: RelationInfo, ids: Iterable[int], target_id: int | None) -> None:
+        """Point the ``fk_here`` column of rows ``ids`` at ``target_id``."""
+        table = self.table(relation.collection)
+        fk = getattr(table, relation.name)
+        for chunk in _chunks(sorted(set(ids))):
+            table.update({fk: target_id}).where(table.id.in_(chunk)).execute()
+
+    def rows_linked_to(
+        self, relation: RelationInfo, target_ids: Iterable[int]
+    ) -> list[tuple[int, int]]:
+        """``(row id, target id)`` of rows whose ``fk_here`` column is in ``target_ids``."""
+        table = self.table(relation.collection)
+        fk = getattr(table, relation.name)
+        result: list[tuple[int, int]] = []
+        for chunk in _chunks(sorted(set(target_ids))):
+            query = table.select(table.id, fk).where(fk.in_(chunk)).order_by(table.id)
+            result.extend((row_id, target) for row_id, target in query.tuples())
+        return result
+
+    def m2m_add(self, relation: RelationInfo, owner_id: int, other_ids: Iterable[int]) -> None:
+        mine, theirs = self._join_columns(relation)
+        rows = [{mine: owner_id, theirs: other} for other in sorted(set(other_ids))]
+        for start in range(0, len(rows), CHUNK // 2):
+            mine.model.insert_many(rows[start : start + CHUNK // 2]).execute()
+
+    def m2m_remove(
+        self, relation: RelationInfo, owner_ids: Iterable[int], other_ids: Iterable[int] | None
+    ) -> None:
+        """Remove links of ``owner_ids`` (to ``other_ids``, or to everything)."""
+        mine, theirs = self._join_columns(relation)
+        join = mine.model
+        others_list = None if other_ids is None else sorted(set(other_ids))
+        for chunk in _chunks(sorted(set(owner_ids))):
+            if others_list is None:
+                join.delete().where(mine.in_(chunk)).execute()
+                continue
+            for others in _chunks(others_list):
+                join.delete().where(mine.in_(chunk) & theirs.in_(others)).execute()
+
+    def delete(self, collection: Collection, ids: Iterable[int]) -> None:
+        table = self.table(collection)
+        for chunk in _chunks(sorted(set(ids))):
+            table.delete().where(table.id.in_(chunk)).execute()
+
+    # -- output ---------------------------------------------------------------
+
+    def serializers(self, collection: Collection) -> list[tuple[str, Callable[[Any], Any]]]:
+        """``(field name, value -> JSON value)`` for each scalar field of ``collection``."""
+        return self._serializers[collection.name]
+
+
+def _serializer(field: ma.Field) -> Callable[[Any], Any]:
+    """A fast ``stored value -> JSON value`` function for one marshmallow field."""
+    if isinstance(field, (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)):
+        return _identity  # stored already serialized, as JSON
+    plain = (ma.String, ma.Integer, ma.Boolean)
+    if type(field) in plain or (type(field) is ma.Float and not field.as_string):
+        return _identity
+
+    def serialize(value: Any) -> Any:
+        return None if value is None else field._serialize(value, field.name, None)
+
+    return serialize
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def to_storable(field: ma.Field, value: Any) -> Any:
+    """Turn a loaded (validated) value into what its column stores."""
+    if value is None:
+        return None
+    if isinstance(field, (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)):
+        return field._serialize(value, field.name, None)
+    return value
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _database_from_url(url: str) -> peewee.Database:
+    if url.startswith("sqlite:") and url.rstrip("/").endswith((":memory:", "sqlite:")):
+        # One shared in-memory database for every thread (access is serialized).
+        return peewee.SqliteDatabase(":memory:", thread_safe=False, check_same_thread=False)
+    try:
+        db = connect_url(url)
+    except Exception as exc:  # peewee raises RuntimeError or ValueError here
+        raise DeclarationError(f"cannot use database URL {url!r}: {exc}") from exc
+    if isinstance(db, peewee.SqliteDatabase):
+        _sqlite_pragmas(db, {"journal_mode": "wal"})
+    return db
+
+
+def _sqlite_pragmas(db: peewee.SqliteDatabase, extra: dict[str, Any] | None = None) -> None:
+    """Turn on foreign keys and a busy timeout for every connection of ``db``."""
+    pragmas = dict(db._pragmas or ())
+    pragmas.update(extra or {})
+    pragmas["foreign_keys"] = 1
+    pragmas.setdefault("busy_timeout", 10000)
+    db._pragmas = list(pragmas.items())
+    if not db.is_closed():
+        db.execute_sql("PRAGMA foreign_keys = 1")
+
+
+@contextmanager
+def _translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except peewee.IntegrityError as exc:
+        raise Conflict(
+            "The change violates a constraint of the database.",
+            {"reason": str(exc).splitlines()[0][:300]},
+            code="CONSTRAINT_VIOLATION",
+        ) from exc
+    except peewee.DataError as exc:
+        raise BadRequest(
+            "A value does not fit its database column.",
+            {"reason": str(exc).splitlines()[0][:300]},
+            code="INVALID_VALUE",
+        ) from exc
+    except peewee.OperationalError as exc:
+        raise StorageError(str(exc).splitlines()[0][:300] or None) from exc
+
+
