@@ -379,7 +379,8 @@ class PeeweeStorage:
     def _sort_column(self, collection: Collection, key: SortKey) -> Any:
         table = self.table(collection)
         column = getattr(table, key.field)
-        return column.desc() if key.descending else column.asc()
+        # Nulls sort last ascending and first descending, the same on every backend.
+        return column.desc(nulls="FIRST") if key.descending else column.asc(nulls="LAST")
 
     def fetch(self, collection: Collection, ids: Iterable[int]) -> list[dict[str, Any]]:
         """Rows of ``collection`` with these ids, by id."""

@@ -587,3 +587,10 @@ def test_long_and_nul_strings(kinds: Any) -> None:
     long = "x" * 200_000
     assert ok(kinds.post("thing", {"name": long}), 201)["name"] == long
     error(kinds.post("thing", {"name": "a\x00b"}), 422, "VALIDATION_FAILED")
+
+
+def test_nulls_sort_last_ascending_and_first_descending(cookies: Any) -> None:
+    seed_cookies(cookies)
+    ok(cookies.post("cookie", {"type": "loose"}), 201)
+    assert [c["id"] for c in ok(cookies.get("cookie", sort=["jar"]))] == [1, 2, 3, 4]
+    assert [c["id"] for c in ok(cookies.get("cookie", sort=["-jar"]))] == [4, 3, 1, 2]

@@ -1,0 +1,167 @@
+"""The engine from code: typed exceptions, the default engine, storage, statements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+import pytest
+
+import backo_restful
+from backo_restful import Engine, engine as default
+from backo_restful.api import basic
+from backo_restful.exceptions import (
+    BackoError,
+    BadRequest,
+    ClientError,
+    Conflict,
+    NotFound,
+    ValidationFailed,
+)
+from backo_restful.storage import PeeweeStorage
+from tests import models
+
+
+@pytest.fixture
+def cookies(make_engine: Any) -> Engine:
+    return make_engine(models.cookies)
+
+
+def test_exception_tree() -> None:
+    for cls, status in ((BadRequest, 400), (NotFound, 404), (Conflict, 409),
+                        (ValidationFailed, 422)):
+        assert issubclass(cls, ClientError) and issubclass(cls, BackoError)
+        assert cls.status == status
+        assert cls.code.isupper()
+
+
+def test_engine_raises_typed_exceptions(cookies: Engine) -> None:
+    with pytest.raises(NotFound) as caught:
+        cookies.delete("cookie", 99)
+    assert (caught.value.collection, caught.value.id) == ("cookie", 99)
+    assert caught.value.code == "OBJECT_DOES_NOT_EXIST" and caught.value.status == 404
+    with pytest.raises(ValidationFailed) as invalid:
+        cookies.post("cookie", {"type": 1, "colour": "x"})
+    assert set(invalid.value.messages) == {"type", "colour"}
+    with pytest.raises(BadRequest):
+        cookies.get("cookie", depth=-1)
+    with pytest.raises(NotFound) as unknown:
+        cookies.get("biscuit")
+    assert unknown.value.code == "UNKNOWN_COLLECTION"
+
+
+def test_engine_calls_return_data_and_status(cookies: Engine) -> None:
+    assert cookies.post("jar", {"name": "blue", "cookies": [{"type": "biscuit"}]}) == (
+        {"id": 1, "name": "blue", "cookies": [1]}, 201,
+    )
+    assert cookies.get("jar", 1, depth=2) == (
+        {"id": 1, "name": "blue", "cookies": [{"id": 1, "type": "biscuit", "jar": 1}]}, 200,
+    )
+    assert cookies.put("cookie", 1, {"type": "muffin"}) == (
+        {"id": 1, "type": "muffin", "jar": None}, 200,
+    )
+    assert cookies.patch("cookie", 1, {"jar": 1}) == ({"id": 1, "type": "muffin", "jar": 1}, 200)
+    assert cookies.delete("cookie", 1) == (None, 204)
+    assert cookies.get("cookie") == ([], 200)
+
+
+def test_engine_accepts_string_ids(cookies: Engine) -> None:
+    cookies.post("jar", {})
+    assert cookies.get("jar", "1")[0]["id"] == 1
+
+
+def test_setup_installs_the_default_engine(database: Any) -> None:
+    previous = default._default
+    try:
+        default._default = None
+        with pytest.raises(BackoError) as missing:
+            default.get("jar")
+        assert missing.value.code == "NO_ENGINE"
+        engine = backo_restful.setup(models.cookies, PeeweeStorage(database))
+        assert default.default_engine() is engine
+        assert default.post("jar", {"name": "d"}) == ({"id": 1, "name": "d", "cookies": []}, 201)
+        assert default.put("jar", 1, {"name": "e"})[1] == 200
+        assert default.patch("jar", 1, {"name": "f"})[0]["name"] == "f"
+        assert default.get("jar", 1) == ({"id": 1, "name": "f", "cookies": []}, 200)
+        assert basic.get("jar", 1) == ({"id": 1, "name": "f", "cookies": []}, 200, {})
+        body, status, headers = basic.get("jar", 2)
+        assert (status, headers, body["error"]["code"]) == (404, {}, "OBJECT_DOES_NOT_EXIST")
+        assert default.delete("jar", 1) == (None, 204)
+    finally:
+        default._default = previous
+
+
+def test_two_engines_are_independent(tmp_path: Any) -> None:
+    first = Engine(models.cookies, PeeweeStorage(f"sqlite:///{tmp_path / 'one.db'}"))
+    second = Engine(models.cookies, PeeweeStorage(f"sqlite:///{tmp_path / 'two.db'}"))
+    first.post("jar", {"name": "first"})
+    assert second.get("jar") == ([], 200)
+    second.post("jar", [{"name": "a"}, {"name": "b"}])
+    assert [j["name"] for j in first.get("jar")[0]] == ["first"]
+    assert [j["name"] for j in second.get("jar")[0]] == ["a", "b"]
+
+
+def test_in_memory_sqlite_url() -> None:
+    engine = Engine(models.cookies, PeeweeStorage("sqlite:///:memory:"))
+    engine.post("jar", {"name": "m"})
+    assert engine.get("jar", 1)[0]["name"] == "m"
+
+
+def test_a_failed_request_changes_nothing(cookies: Engine, database: Any) -> None:
+    cookies.post("jar", {"name": "a", "cookies": [{"type": "x"}]})
+    before = (cookies.get("jar", depth=2), cookies.get("cookie"))
+    # the jar and the first cookie are written before the missing id is found
+    with pytest.raises(NotFound):
+        cookies.post("jar", {"name": "b", "cookies": [{"type": "y"}, 1, 77]})
+    with pytest.raises(NotFound):
+        cookies.patch("jar", 1, {"name": "changed", "cookies": [{"type": "z"}, 55]})
+    with pytest.raises(ValidationFailed):
+        cookies.post("cookie", [{"type": "ok"}, {"type": ""}])
+    assert (cookies.get("jar", depth=2), cookies.get("cookie")) == before
+
+
+def test_every_statement_goes_through_the_database(cookies: Engine, database: Any) -> None:
+    database.count()
+    cookies.post("jar", {"name": "a"})
+    assert database.count("INSERT") == 1
+    cookies.get("jar")
+    assert database.count("SELECT") >= 1
+
+
+@pytest.mark.backends("sqlite")
+def test_sqlite_foreign_keys_are_on_for_every_connection(cookies: Engine, database: Any) -> None:
+    cookies.get("jar")
+    database.connect(reuse_if_open=True)
+    try:
+        assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+        with pytest.raises(peewee.IntegrityError):
+            database.execute_sql('INSERT INTO "cookie" ("type", "jar_id") VALUES (?, ?)', ("x", 9))
+    finally:
+        database.close()
+
+
+def test_expansion_is_batched(cookies: Engine, database: Any) -> None:
+    def statements(depth: int) -> int:
+        database.count()
+        cookies.get("jar", depth=depth)
+        return database.count("SELECT")
+
+    def grow(jars: int) -> None:
+        for _ in range(jars):
+            cookies.post("jar", {"cookies": [{"type": "a"}, {"type": "b"}]})
+
+    grow(2)
+    small = [statements(depth) for depth in range(5)]
+    grow(30)
+    assert [statements(depth) for depth in range(5)] == small
+    # The page, then at most one statement per relation per level: jar.cookies is
+    # read from the cookie table; cookie.jar is a column of the rows already read.
+    assert small == [1, 2, 2, 4, 4]
+
+
+def test_single_object_expansion_is_batched(cookies: Engine, database: Any) -> None:
+    cookies.post("jar", {"cookies": [{"type": str(n)} for n in range(40)]})
+    database.count()
+    body, _ = cookies.get("jar", 1, depth=3)
+    assert len(body["cookies"]) == 40 and body["cookies"][0]["jar"]["cookies"][:2] == [1, 2]
+    assert database.count("SELECT") == 4
