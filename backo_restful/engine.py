@@ -162,7 +162,10 @@ class Engine:
         except ValueError as exc:
             raise BadRequest(
                 f"Invalid id {id_!r} for {collection.name}: {exc}.",
-                {"collection": collection.name, "id": id_ if isinstance(id_, (int, str)) else repr(id_)},
+                {
+                    "collection": collection.name,
+                    "id": id_ if isinstance(id_, (int, str)) else repr(id_),
+                },
                 code="INVALID_ID",
             ) from None
 
@@ -179,16 +182,17 @@ class Engine:
             raise ValidationFailed(exc.normalized_messages()) from None
 
     def _load_many(self, collection: Collection, data: list[Any]) -> list[dict[str, Any]]:
-        loaded, errors = [], {}
+        loaded: list[dict[str, Any]] = []
+        errors: dict[str, Any] = {}
         for index, item in enumerate(data):
             try:
                 loaded.append(self._load(collection, item))
             except ValidationFailed as exc:
-                errors[index] = exc.messages
+                errors[str(index)] = exc.messages
             except BadRequest:
-                errors[index] = {"_schema": ["Expected an object."]}
+                errors[str(index)] = {"_schema": ["Expected an object."]}
         if errors:
-            raise ValidationFailed(errors, f"Invalid objects at index {', '.join(map(str, errors))}.")
+            raise ValidationFailed(errors, f"Invalid objects at index {', '.join(errors)}.")
         return loaded
 
     @contextmanager
@@ -213,7 +217,7 @@ class Engine:
 
     def _reread(self, collection: Collection, ids: list[int]) -> list[Any]:
         rows = {row["id"]: row for row in self.storage.fetch(collection, ids)}
-        rendered = dict(zip(rows, self._render(collection, list(rows.values()), 1)))
+        rendered = dict(zip(rows, self._render(collection, list(rows.values()), 1), strict=True))
         return [rendered[id_] for id_ in ids]
 
     def _render(self, collection: Collection, rows: list[dict[str, Any]], depth: int) -> list[Any]:
@@ -251,12 +255,12 @@ class Engine:
             if depth == 1:
                 return links
             targets = self.storage.fetch(target, {v for v in links.values() if v is not None})
-            shown = dict(zip((t["id"] for t in targets), self._render(target, targets, depth - 1)))
+            shown = _by_id(targets, self._render(target, targets, depth - 1))
             return {owner: shown.get(value) for owner, value in links.items()}
         triples = self.storage.links(relation, ids, with_rows=depth > 1)
         if depth > 1:
-            unique = list({rid: row for _, rid, row in triples}.values())
-            shown = dict(zip((t["id"] for t in unique), self._render(target, unique, depth - 1)))
+            unique = [row for row in {rid: row for _, rid, row in triples}.values() if row]
+            shown = _by_id(unique, self._render(target, unique, depth - 1))
         else:
             shown = {rid: rid for _, rid, _ in triples}
         if relation.multi:
@@ -455,9 +459,7 @@ class Engine:
         if code == "NOT_EMPTY":
             reason = f"its {relation.key} still holds {relation.target.name} {others}"
         else:
-            reason = (
-                f"{relation.target.name} {others} requires its {relation.reverse.key}"
-            )
+            reason = f"{relation.target.name} {others} requires its {relation.reverse.key}"
         return Conflict(
             f"Cannot delete {collection.name} {which}: {reason}.",
             {
@@ -468,6 +470,10 @@ class Engine:
             },
             code=code,
         )
+
+
+def _by_id(rows: list[dict[str, Any]], rendered: list[Any]) -> dict[int, Any]:
+    return {row["id"]: shown for row, shown in zip(rows, rendered, strict=True)}
 
 
 def _delete_order(model: DataModel) -> list[str]:

@@ -157,16 +157,23 @@ class Conflict(ClientError):
 class ValidationFailed(ClientError):
     """The request body failed validation.
 
-    :param messages: field name to error messages (nested for nested objects).
+    :param messages: field name to error messages (nested for nested objects; list
+        positions become string keys, as they would in JSON).
     """
 
     code = "VALIDATION_FAILED"
     status = 422
 
-    def __init__(self, messages: dict[str, Any], message: str | None = None) -> None:
-        self.messages = messages
-        names = ", ".join(sorted(str(key) for key in messages))
+    def __init__(self, messages: dict[Any, Any], message: str | None = None) -> None:
+        self.messages: dict[str, Any] = _string_keys(messages)
+        names = ", ".join(sorted(self.messages))
         super().__init__(
             message or f"Invalid value for: {names}.",
-            {"fields": messages},
+            {"fields": self.messages},
         )
+
+
+def _string_keys(messages: Any) -> Any:
+    if isinstance(messages, dict):
+        return {str(key): _string_keys(value) for key, value in messages.items()}
+    return messages

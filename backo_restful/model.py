@@ -117,11 +117,7 @@ class Relation(fields.Field):
         target = collection.model.get(self.target)
         if self.reverse in value or target.external_name(self.reverse) in value:
             raise ValidationError(
-                {
-                    target.external_name(self.reverse): [
-                        "Set by the enclosing object; leave it out."
-                    ]
-                }
+                {target.external_name(self.reverse): ["Set by the enclosing object; leave it out."]}
             )
         return NewObject(target.load(value, partial=(self.reverse,)))
 
@@ -353,9 +349,7 @@ class DataModel:
         try:
             return self.collections[name]
         except KeyError:
-            raise DeclarationError(
-                f"no collection named {name!r} in model {self.name!r}"
-            ) from None
+            raise DeclarationError(f"no collection named {name!r} in model {self.name!r}") from None
 
     def resolve(self) -> DataModel:
         """Check every declaration and pair relations with their reverse sides.

@@ -178,7 +178,9 @@ def parse_sort(collection: Collection, sort: Iterable[str] | str | None) -> list
                 code="INVALID_SORT",
             )
         if name in seen:
-            raise BadRequest(f"Field {key!r} is sorted on twice.", {"field": key}, code="INVALID_SORT")
+            raise BadRequest(
+                f"Field {key!r} is sorted on twice.", {"field": key}, code="INVALID_SORT"
+            )
         seen.add(name)
         keys.append(SortKey(name, descending))
     return keys

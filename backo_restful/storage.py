@@ -52,7 +52,7 @@ class _DateTimeField(peewee.DateTimeField):
 
     def db_value(self, value: Any) -> Any:
         if isinstance(value, dt.datetime) and value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return super().db_value(value)
 
 
@@ -87,11 +87,11 @@ class PeeweeStorage:
         self._schema_lock = threading.Lock()
         self._tables_ready = False
         self._model: DataModel | None = None
-        self._tables: dict[str, type[peewee.Model]] = {}
-        self._joins: dict[tuple[str, str], type[peewee.Model]] = {}
+        self._tables: dict[str, Any] = {}
+        self._joins: dict[tuple[str, str], Any] = {}
         self._serializers: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
         if self.backend == "sqlite":
-            _sqlite_pragmas(db)
+            _sqlite_pragmas(db)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"<PeeweeStorage {self.backend} {self.db.database!r}>"
@@ -111,14 +111,14 @@ class PeeweeStorage:
             (peewee.Model,),
             {"Meta": type("Meta", (), {"database": self.db, "legacy_table_names": False})},
         )
-        tables: dict[str, type[peewee.Model]] = {}
+        tables: dict[str, Any] = {}
         for collection in model.collections.values():
             tables[collection.name] = self._build_table(base, collection)
         for collection in model.collections.values():
             for relation in collection.relations.values():
                 if relation.storage == "fk_here":
                     self._add_foreign_key(tables, relation)
-        joins: dict[tuple[str, str], type[peewee.Model]] = {}
+        joins: dict[tuple[str, str], Any] = {}
         for collection in model.collections.values():
             for relation in collection.relations.values():
                 if relation.storage == "m2m":
@@ -139,7 +139,7 @@ class PeeweeStorage:
             return {"table_settings": ["DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"]}
         return {}
 
-    def _build_table(self, base: type[peewee.Model], collection: Collection) -> type[peewee.Model]:
+    def _build_table(self, base: type[peewee.Model], collection: Collection) -> Any:
         if self.backend == "sqlite":
             primary_key: peewee.Field = _SqliteAutoIncrement()
         else:
@@ -183,12 +183,10 @@ class PeeweeStorage:
         if mysql:
             # MySQL's TEXT holds 64 KiB and its DATETIME drops microseconds.
             mysql_types = {"TEXT": "LONGTEXT", "DATETIME": "DATETIME(6)", "TIME": "TIME(6)"}
-            column.field_type = mysql_types.get(column.field_type, column.field_type)
+            column.field_type = mysql_types.get(column.field_type, column.field_type)  # type: ignore[misc]
         return column
 
-    def _add_foreign_key(
-        self, tables: dict[str, type[peewee.Model]], relation: RelationInfo
-    ) -> None:
+    def _add_foreign_key(self, tables: dict[str, Any], relation: RelationInfo) -> None:
         table = tables[relation.collection.name]
         column_name = f"{relation.name}_id"
         if column_name in table._meta.columns:
@@ -198,7 +196,7 @@ class PeeweeStorage:
                 collection=relation.collection.name,
                 field=relation.name,
             )
-        foreign_key = peewee.ForeignKeyField(
+        foreign_key = _foreign_key(
             tables[relation.target.name],
             column_name=column_name,
             null=not relation.required,
@@ -214,9 +212,9 @@ class PeeweeStorage:
     def _build_join(
         self,
         base: type[peewee.Model],
-        tables: dict[str, type[peewee.Model]],
+        tables: dict[str, Any],
         relation: RelationInfo,
-    ) -> type[peewee.Model]:
+    ) -> Any:
         # Name the join table and its columns after both sides, in a stable order.
         first, second = sorted(
             (relation, relation.reverse), key=lambda r: (r.collection.name, r.name)
@@ -224,14 +222,21 @@ class PeeweeStorage:
         name = f"{first.collection.name}_{first.name}__{second.collection.name}_{second.name}"
         deferred = self.backend != "sqlite"
         attrs: dict[str, Any] = {
-            "left": peewee.ForeignKeyField(
-                tables[first.collection.name], column_name=f"{first.collection.name}_{first.name}",
-                backref="+", lazy_load=False, on_delete="CASCADE", _deferred=deferred,
+            "left": _foreign_key(
+                tables[first.collection.name],
+                column_name=f"{first.collection.name}_{first.name}",
+                backref="+",
+                lazy_load=False,
+                on_delete="CASCADE",
+                _deferred=deferred,
             ),
-            "right": peewee.ForeignKeyField(
+            "right": _foreign_key(
                 tables[second.collection.name],
                 column_name=f"{second.collection.name}_{second.name}",
-                backref="+", lazy_load=False, on_delete="CASCADE", _deferred=deferred,
+                backref="+",
+                lazy_load=False,
+                on_delete="CASCADE",
+                _deferred=deferred,
             ),
             "Meta": type(
                 "Meta",
@@ -321,7 +326,7 @@ class PeeweeStorage:
 
     # -- reading --------------------------------------------------------------
 
-    def table(self, collection: Collection) -> type[peewee.Model]:
+    def table(self, collection: Collection) -> Any:
         return self._tables[collection.name]
 
     def _columns(self, collection: Collection) -> list[peewee.Field]:
@@ -395,7 +400,9 @@ class PeeweeStorage:
         table = self.table(collection)
         found: set[int] = set()
         for chunk in _chunks(sorted(set(ids))):
-            found.update(row for (row,) in table.select(table.id).where(table.id.in_(chunk)).tuples())
+            found.update(
+                row for (row,) in table.select(table.id).where(table.id.in_(chunk)).tuples()
+            )
         return found
 
     def links(
@@ -461,9 +468,7 @@ class PeeweeStorage:
         # themselves; a PostgreSQL sequence has to be told.
         if self.backend == "postgresql":
             table = self.table(collection)._meta.table_name
-            cursor = self.db.execute_sql(
-                "SELECT pg_get_serial_sequence(%s, 'id')", (f'"{table}"',)
-            )
+            cursor = self.db.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", (f'"{table}"',))
             (sequence,) = cursor.fetchone()
             self.db.execute_sql(
                 f"SELECT setval(%s, GREATEST(%s, last_value)) FROM {sequence}", (sequence, id_)
@@ -525,6 +530,11 @@ class PeeweeStorage:
         return self._serializers[collection.name]
 
 
+def _foreign_key(target: Any, **options: Any) -> peewee.ForeignKeyField:
+    # peewee's stubs do not know ``_deferred`` (create the constraint later).
+    return peewee.ForeignKeyField(target, **options)
+
+
 def _serializer(field: ma.Field) -> Callable[[Any], Any]:
     """A fast ``stored value -> JSON value`` function for one marshmallow field."""
     if isinstance(field, (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)):
@@ -570,7 +580,7 @@ def _database_from_url(url: str) -> peewee.Database:
     return db
 
 
-def _sqlite_pragmas(db: peewee.SqliteDatabase, extra: dict[str, Any] | None = None) -> None:
+def _sqlite_pragmas(db: Any, extra: dict[str, Any] | None = None) -> None:
     """Turn on foreign keys and a busy timeout for every connection of ``db``."""
     pragmas = dict(db._pragmas or ())
     pragmas.update(extra or {})
@@ -599,5 +609,3 @@ def _translate_errors() -> Iterator[None]:
         ) from exc
     except peewee.OperationalError as exc:
         raise StorageError(str(exc).splitlines()[0][:300] or None) from exc
-
-

@@ -25,7 +25,9 @@ from backo_restful.api import basic
 from backo_restful.api.flask import Api, Resource
 from backo_restful.storage import PeeweeStorage
 
-POSTGRES_URL = os.environ.get("BACKO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "BACKO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 MYSQL_URL = os.environ.get("BACKO_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 ALL_BACKENDS = ("sqlite", "postgresql", "mysql")
 BACKENDS = tuple(
@@ -91,16 +93,24 @@ def _why_unreachable(backend: str) -> str | None:
 
             s = _server(POSTGRES_URL)
             psycopg2.connect(
-                host=s["host"], port=s["port"] or 5432, user=s["user"],
-                password=s["password"], dbname=s["database"], connect_timeout=3,
+                host=s["host"],
+                port=s["port"] or 5432,
+                user=s["user"],
+                password=s["password"],
+                dbname=s["database"],
+                connect_timeout=3,
             ).close()
         elif backend == "mysql":
             import pymysql
 
             s = _server(MYSQL_URL)
             pymysql.connect(
-                host=s["host"], port=s["port"] or 3306, user=s["user"],
-                password=s["password"], database=s["database"], connect_timeout=3,
+                host=s["host"],
+                port=s["port"] or 3306,
+                user=s["user"],
+                password=s["password"],
+                database=s["database"],
+                connect_timeout=3,
             ).close()
     except Exception as exc:  # any driver or network failure means "not reachable"
         url = POSTGRES_URL if backend == "postgresql" else MYSQL_URL

@@ -215,9 +215,12 @@ def test_post_list_creates_all(cookies: Any) -> None:
 
 def test_post_list_is_all_or_nothing(cookies: Any) -> None:
     err = error(cookies.post("cookie", [{"type": "a"}, {"type": ""}, {}]), 422, "VALIDATION_FAILED")
-    assert set(err["details"]["fields"]) == {"1", "2"} or set(err["details"]["fields"]) == {1, 2}
-    err = error(cookies.post("cookie", [{"type": "a"}, {"type": "b", "jar": 7}]), 404,
-                "OBJECT_DOES_NOT_EXIST")
+    assert set(err["details"]["fields"]) == {"1", "2"}
+    err = error(
+        cookies.post("cookie", [{"type": "a"}, {"type": "b", "jar": 7}]),
+        404,
+        "OBJECT_DOES_NOT_EXIST",
+    )
     assert err["details"]["collection"] == "jar"
     assert ok(cookies.get("cookie")) == []
 
@@ -299,8 +302,10 @@ def test_nested_writes_are_recursive(storage: Any) -> None:
     body = ok(
         storage.post(
             "shelf",
-            {"label": "top", "trays": [{"label": "t1", "muffins": [{"flavour": "plum"}]},
-                                       {"label": "t2"}]},
+            {
+                "label": "top",
+                "trays": [{"label": "t1", "muffins": [{"flavour": "plum"}]}, {"label": "t2"}],
+            },
         ),
         201,
     )
@@ -310,8 +315,12 @@ def test_nested_writes_are_recursive(storage: Any) -> None:
         "id": 1,
         "label": "top",
         "trays": [
-            {"id": 1, "label": "t1", "shelf": shelf,
-             "muffins": [{"id": 1, "flavour": "plum", "tray": 1}]},
+            {
+                "id": 1,
+                "label": "t1",
+                "shelf": shelf,
+                "muffins": [{"id": 1, "flavour": "plum", "tray": 1}],
+            },
             {"id": 2, "label": "t2", "shelf": shelf, "muffins": []},
         ],
     }
@@ -342,14 +351,15 @@ def test_nested_validation_errors_are_located(storage: Any) -> None:
     )
     fields = err["details"]["fields"]
     assert list(fields) == ["trays"]
-    assert list(fields["trays"]) in (["1"], [1])
+    assert fields["trays"] == {"1": {"label": ["Not a valid string."]}}
     assert ok(storage.get("shelf")) == []
 
 
 def test_linking_a_missing_object_writes_nothing(cookies: Any) -> None:
     ok(cookies.post("cookie", {"type": "a"}), 201)
-    err = error(cookies.post("jar", {"name": "j", "cookies": [1, 42]}), 404,
-                "OBJECT_DOES_NOT_EXIST")
+    err = error(
+        cookies.post("jar", {"name": "j", "cookies": [1, 42]}), 404, "OBJECT_DOES_NOT_EXIST"
+    )
     assert err["details"]["collection"] == "cookie"
     assert err["details"]["id"] == 42
     assert ok(cookies.get("jar")) == []
@@ -498,8 +508,18 @@ def test_must_be_empty_refuses_and_changes_nothing(storage: Any) -> None:
 
 
 def test_delete_referenced_items_cascades(storage: Any) -> None:
-    ok(storage.post("shelf", {"trays": [{"muffins": [{"flavour": "a"}, {"flavour": "b"}]},
-                                        {"muffins": [{"flavour": "c"}]}]}), 201)
+    ok(
+        storage.post(
+            "shelf",
+            {
+                "trays": [
+                    {"muffins": [{"flavour": "a"}, {"flavour": "b"}]},
+                    {"muffins": [{"flavour": "c"}]},
+                ]
+            },
+        ),
+        201,
+    )
     ok(storage.post("shelf", {"trays": [{"muffins": [{"flavour": "d"}]}]}), 201)
     ok(storage.delete("shelf", 1), 204)
     assert [t["id"] for t in ok(storage.get("tray"))] == [3]
@@ -507,8 +527,19 @@ def test_delete_referenced_items_cascades(storage: Any) -> None:
 
 
 def test_cascade_through_a_tree(storage: Any) -> None:
-    ok(storage.post("node", {"name": "root", "children": [
-        {"name": "a", "children": [{"name": "a1"}, {"name": "a2"}]}, {"name": "b"}]}), 201)
+    ok(
+        storage.post(
+            "node",
+            {
+                "name": "root",
+                "children": [
+                    {"name": "a", "children": [{"name": "a1"}, {"name": "a2"}]},
+                    {"name": "b"},
+                ],
+            },
+        ),
+        201,
+    )
     ok(storage.post("node", {"name": "other"}), 201)
     ok(storage.delete("node", 2), 204)  # a and its children
     assert [n["name"] for n in ok(storage.get("node"))] == ["root", "b", "other"]
@@ -532,8 +563,10 @@ def test_unlink_refused_where_the_ref_is_required(storage: Any) -> None:
 
 
 def test_many_to_many_delete_strategies(library: Any) -> None:
-    ok(library.post("book", {"title": "T", "authors": [{"name": "A"}], "tags": [{"label": "x"}]}),
-       201)
+    ok(
+        library.post("book", {"title": "T", "authors": [{"name": "A"}], "tags": [{"label": "x"}]}),
+        201,
+    )
     error(library.delete("tag", 1), 409, "NOT_EMPTY")
     ok(library.delete("author", 1), 204)
     assert ok(library.get("book", 1))["authors"] == []

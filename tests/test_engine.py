@@ -8,7 +8,8 @@ import peewee
 import pytest
 
 import backo_restful
-from backo_restful import Engine, engine as default
+from backo_restful import Engine
+from backo_restful import engine as default
 from backo_restful.api import basic
 from backo_restful.exceptions import (
     BackoError,
@@ -28,8 +29,12 @@ def cookies(make_engine: Any) -> Engine:
 
 
 def test_exception_tree() -> None:
-    for cls, status in ((BadRequest, 400), (NotFound, 404), (Conflict, 409),
-                        (ValidationFailed, 422)):
+    for cls, status in (
+        (BadRequest, 400),
+        (NotFound, 404),
+        (Conflict, 409),
+        (ValidationFailed, 422),
+    ):
         assert issubclass(cls, ClientError) and issubclass(cls, BackoError)
         assert cls.status == status
         assert cls.code.isupper()
@@ -52,13 +57,16 @@ def test_engine_raises_typed_exceptions(cookies: Engine) -> None:
 
 def test_engine_calls_return_data_and_status(cookies: Engine) -> None:
     assert cookies.post("jar", {"name": "blue", "cookies": [{"type": "biscuit"}]}) == (
-        {"id": 1, "name": "blue", "cookies": [1]}, 201,
+        {"id": 1, "name": "blue", "cookies": [1]},
+        201,
     )
     assert cookies.get("jar", 1, depth=2) == (
-        {"id": 1, "name": "blue", "cookies": [{"id": 1, "type": "biscuit", "jar": 1}]}, 200,
+        {"id": 1, "name": "blue", "cookies": [{"id": 1, "type": "biscuit", "jar": 1}]},
+        200,
     )
     assert cookies.put("cookie", 1, {"type": "muffin"}) == (
-        {"id": 1, "type": "muffin", "jar": None}, 200,
+        {"id": 1, "type": "muffin", "jar": None},
+        200,
     )
     assert cookies.patch("cookie", 1, {"jar": 1}) == ({"id": 1, "type": "muffin", "jar": 1}, 200)
     assert cookies.delete("cookie", 1) == (None, 204)

@@ -42,7 +42,9 @@ def test_post_gives_201_and_location(client: Any) -> None:
     assert response.status_code == 201
     assert response.headers["Location"] == "/jar/1"
     assert client.get(response.headers["Location"]).get_json() == {
-        "id": 1, "name": "blue", "cookies": []
+        "id": 1,
+        "name": "blue",
+        "cookies": [],
     }
 
 
@@ -87,7 +89,9 @@ def test_unknown_route_is_a_json_404(client: Any) -> None:
 
 
 def test_non_json_body_is_415(client: Any) -> None:
-    response = client.post("/jar", data="name=blue", content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/jar", data="name=blue", content_type="application/x-www-form-urlencoded"
+    )
     check_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
     check_error(client.post("/jar"), 415, "UNSUPPORTED_MEDIA_TYPE")
     assert client.get("/jar").get_json() == []
@@ -97,15 +101,20 @@ def test_non_json_body_is_415(client: Any) -> None:
 def test_malformed_json_is_400(client: Any, raw: bytes) -> None:
     response = client.post("/jar", data=raw, content_type="application/json")
     check_error(response, 400, "INVALID_JSON")
-    check_error(client.patch("/jar/1", data=raw, content_type="application/json"), 400,
-                "INVALID_JSON")
+    check_error(
+        client.patch("/jar/1", data=raw, content_type="application/json"), 400, "INVALID_JSON"
+    )
 
 
 def test_flat_filters_and_json_filter(client: Any) -> None:
     post(client, "/jar", {"name": "a"})
     post(client, "/jar", {"name": "b"})
-    for body in ({"type": "biscuit", "jar": 1}, {"type": "muffin", "jar": 1},
-                 {"type": "biscuit", "jar": 2}, {"type": "loose"}):
+    for body in (
+        {"type": "biscuit", "jar": 1},
+        {"type": "muffin", "jar": 1},
+        {"type": "biscuit", "jar": 2},
+        {"type": "loose"},
+    ):
         post(client, "/cookie", body)
     ids = lambda url: [c["id"] for c in client.get(url).get_json()]  # noqa: E731
     assert ids("/cookie?jar=1&type=biscuit") == [1]
@@ -179,8 +188,9 @@ def test_errors_have_the_same_shape_in_debug_and_production(make_engine: Any, de
     api.add_resource(Broken, "/broken")
     client = app.test_client()
     check_error(client.get("/cookie/5"), 404, "OBJECT_DOES_NOT_EXIST")
-    check_error(client.post("/cookie", data="{", content_type="application/json"), 400,
-                "INVALID_JSON")
+    check_error(
+        client.post("/cookie", data="{", content_type="application/json"), 400, "INVALID_JSON"
+    )
     check_error(client.get("/nowhere"), 404, "NOT_FOUND")
     err = check_error(client.get("/broken"), 500, "INTERNAL_ERROR")
     assert "a bug" not in json.dumps(err)

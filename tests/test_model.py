@@ -47,20 +47,23 @@ def test_collection_decorator_and_add_collection() -> None:
 
 
 def test_unknown_target() -> None:
-    error = raises(declare(jar=dict(cookies=RefsList("biscuit", reverse="jar"))),
-                   "jar.cookies", "'biscuit'")
+    error = raises(
+        declare(jar=dict(cookies=RefsList("biscuit", reverse="jar"))), "jar.cookies", "'biscuit'"
+    )
     assert (error.collection, error.field) == ("jar", "cookies")
 
 
 def test_missing_reverse_field() -> None:
-    dm = declare(jar=dict(cookies=RefsList("cookie", reverse="jar")),
-                 cookie=dict(type=fields.String()))
+    dm = declare(
+        jar=dict(cookies=RefsList("cookie", reverse="jar")), cookie=dict(type=fields.String())
+    )
     raises(dm, "jar.cookies", "reverse field 'jar'")
 
 
 def test_reverse_that_is_not_a_relation() -> None:
-    dm = declare(jar=dict(cookies=RefsList("cookie", reverse="type")),
-                 cookie=dict(type=fields.String()))
+    dm = declare(
+        jar=dict(cookies=RefsList("cookie", reverse="type")), cookie=dict(type=fields.String())
+    )
     raises(dm, "jar.cookies", "'type'")
 
 
@@ -75,8 +78,9 @@ def test_reverse_that_does_not_point_back() -> None:
 
 def test_two_relations_claiming_the_same_reverse() -> None:
     dm = declare(
-        jar=dict(cookies=RefsList("cookie", reverse="jar"),
-                 others=RefsList("cookie", reverse="jar")),
+        jar=dict(
+            cookies=RefsList("cookie", reverse="jar"), others=RefsList("cookie", reverse="jar")
+        ),
         cookie=dict(jar=Ref("jar", reverse="cookies")),
     )
     raises(dm, "jar.others", "does not point back", "jar.cookies")

@@ -57,8 +57,16 @@ def get(
     except BackoError as error:
         return error_response(error)
     return _call(
-        engine, "get", name, id_, depth=depth, filter_=filter_, sort=sort,
-        limit=limit, offset=offset, auth=auth,
+        engine,
+        "get",
+        name,
+        id_,
+        depth=depth,
+        filter_=filter_,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+        auth=auth,
     )
 
 

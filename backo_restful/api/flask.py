@@ -66,12 +66,15 @@ class Api(flask_restful.Api):
         """This API's settings on the current app."""
         state = current_app.extensions.get("backo_restful", {}).get(id(self))
         if state is None:
-            return {"engine": self.engine, "max_depth": current_app.config.get("BACKO_MAX_DEPTH", basic.DEFAULT_MAX_DEPTH)}
+            return {
+                "engine": self.engine,
+                "max_depth": current_app.config.get("BACKO_MAX_DEPTH", basic.DEFAULT_MAX_DEPTH),
+            }
         return state
 
     def handle_error(self, e: Exception) -> Response:
         """Turn any exception on the API's routes into the shared JSON error body."""
-        got_request_exception.send(current_app._get_current_object(), exception=e)
+        got_request_exception.send(current_app._get_current_object(), exception=e)  # type: ignore[attr-defined]
         if not isinstance(e, (BackoError, HTTPException)) and current_app.config.get(
             "PROPAGATE_EXCEPTIONS"
         ):
@@ -93,7 +96,7 @@ class Api(flask_restful.Api):
                 headers["Allow"] = allow
                 body["error"]["details"]["allowed"] = [m.strip() for m in allow.split(",")]
         else:
-            current_app.log_exception((type(e), e, e.__traceback__))
+            current_app.log_exception((type(e), e, e.__traceback__))  # type: ignore[arg-type]
             status = 500
             body = {
                 "error": {
@@ -103,7 +106,7 @@ class Api(flask_restful.Api):
                 }
             }
         if isinstance(e, BackoError) and e.status >= 500:
-            current_app.log_exception((type(e), e, e.__traceback__))
+            current_app.log_exception((type(e), e, e.__traceback__))  # type: ignore[arg-type]
         response = self.make_response(body, status, headers, fallback_mediatype="application/json")
         if status == 401:
             response = self.unauthorized(response)
@@ -147,9 +150,7 @@ class Resource(flask_restful.Resource):
             self.backo_api.settings()["max_depth"] if self.backo_api else basic.DEFAULT_MAX_DEPTH
         )
         params = parse_args(collection, request.args.lists(), max_depth=max_depth)
-        return basic.get(
-            collection.name, id_, engine=self.engine, max_depth=max_depth, **params
-        )
+        return basic.get(collection.name, id_, engine=self.engine, max_depth=max_depth, **params)
 
     def post(self, id_: str | None = None) -> Any:
         if id_ is not None:
