@@ -39,6 +39,7 @@ class Engine:
         self.model = model
         self.storage = storage
         self._delete_order = _delete_order(model)
+        self._layouts: dict[str, tuple[list[tuple[str, Any]], list[tuple[str, str]]]] = {}
 
     def __repr__(self) -> str:
         return f"<Engine {self.model.name!r} on {self.storage!r}>"
@@ -228,13 +229,7 @@ class Engine:
         related: dict[str, dict[int, Any]] = {}
         for relation in collection.relations.values():
             related[relation.name] = self._related(relation, rows, ids, depth)
-        hidden = {name for name, field in collection.schema.fields.items() if field.load_only}
-        serializers = [(n, s) for n, s in self.storage.serializers(collection) if n not in hidden]
-        order = [
-            (collection.external_name(name), name)
-            for name in collection.schema.fields
-            if name not in hidden
-        ]
+        serializers, order = self._layout(collection)
         result = []
         for row in rows:
             values: dict[str, Any] = {name: serialize(row[name]) for name, serialize in serializers}
@@ -244,6 +239,23 @@ class Engine:
             obj.update((key, values[name]) for key, name in order)
             result.append(obj)
         return result
+
+    def _layout(
+        self, collection: Collection
+    ) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
+        """The scalar serializers and ``(output key, field name)`` order of a collection."""
+        layout = self._layouts.get(collection.name)
+        if layout is None:
+            fields = collection.schema.fields
+            shown = [name for name, field in fields.items() if not field.load_only]
+            serializers = [
+                (name, serialize)
+                for name, serialize in self.storage.serializers(collection)
+                if name in shown
+            ]
+            order = [(collection.external_name(name), name) for name in shown]
+            layout = self._layouts[collection.name] = (serializers, order)
+        return layout
 
     def _related(
         self, relation: RelationInfo, rows: list[dict[str, Any]], ids: list[int], depth: int

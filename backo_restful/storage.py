@@ -317,12 +317,19 @@ class PeeweeStorage:
             lock.acquire()
         try:
             with self._connection(), _translate_errors():
-                args = ("IMMEDIATE",) if write and self.backend == "sqlite" else ()
-                with self.db.atomic(*args):
+                with self.db.atomic(*self._begin_args(write)):
                     yield
         finally:
             if lock is not None:
                 lock.release()
+
+    def _begin_args(self, write: bool) -> tuple[str, ...]:
+        if self.backend == "sqlite" and write:
+            return ("IMMEDIATE",)  # take the write lock now: writers queue, never deadlock
+        if self.backend == "postgresql" and not write:
+            # One snapshot for every statement of a read (page, then each level).
+            return ("REPEATABLE READ",)
+        return ()  # MySQL/InnoDB reads are REPEATABLE READ by default
 
     # -- reading --------------------------------------------------------------
 
