@@ -146,7 +146,7 @@ class PeeweeStorage:
             primary_key = peewee.BigAutoField()
         attrs: dict[str, Any] = {"id": primary_key}
         for name, field in collection.scalars.items():
-            attrs[name] = self._column(collection, name, field)
+            attrs[_attr(name)] = self._column(collection, name, field)
         attrs["Meta"] = type("Meta", (), {"table_name": collection.name, **self._table_options()})
         return type(f"Table_{collection.name}", (base,), attrs)
 
@@ -207,7 +207,7 @@ class PeeweeStorage:
             # their constraints added once every table exists.
             _deferred=self.backend != "sqlite",
         )
-        table._meta.add_field(relation.name, foreign_key)
+        table._meta.add_field(_attr(relation.name), foreign_key)
 
     def _build_join(
         self,
@@ -287,6 +287,13 @@ class PeeweeStorage:
             if self.backend == "postgresql":
                 for table in models:
                     self.db.execute_sql(f'DROP TABLE IF EXISTS "{table._meta.table_name}" CASCADE')
+            elif self.backend == "mysql":
+                # Tables may reference each other in a cycle: drop them unchecked.
+                self.db.execute_sql("SET FOREIGN_KEY_CHECKS = 0")
+                try:
+                    self.db.drop_tables(models, safe=True)
+                finally:
+                    self.db.execute_sql("SET FOREIGN_KEY_CHECKS = 1")
             else:
                 self.db.drop_tables(models, safe=True)
         self._tables_ready = False
@@ -336,9 +343,21 @@ class PeeweeStorage:
     def table(self, collection: Collection) -> Any:
         return self._tables[collection.name]
 
+    def column(self, collection: Collection, name: str) -> Any:
+        """The peewee field storing field ``name`` (or ``"id"``) of ``collection``."""
+        table = self.table(collection)
+        return table.id if name == "id" else table._meta.fields[_attr(name)]
+
+    def _by_column(self, collection: Collection, values: dict[str, Any]) -> dict[Any, Any]:
+        return {self.column(collection, name): value for name, value in values.items()}
+
     def _columns(self, collection: Collection) -> list[peewee.Field]:
         table = self.table(collection)
-        return [table._meta.fields[name] for name in table._meta.fields]
+        # Select every column under its field's name (model attributes are prefixed).
+        return [
+            field if name == "id" else field.alias(name[2:])
+            for name, field in table._meta.fields.items()
+        ]
 
     def select(
         self,
@@ -366,31 +385,23 @@ class PeeweeStorage:
         return list(query.dicts())
 
     def _condition(self, collection: Collection, condition: Condition) -> Any:
-        table = self.table(collection)
+        if condition.op != "eq":
+            raise BadRequest(f"Unsupported filter operator {condition.op!r}.")
         value = condition.value
-        if condition.field == "id":
-            column = table.id
-        elif condition.field in collection.relations:
-            relation = collection.relations[condition.field]
-            if relation.storage != "fk_here":
-                # One-to-one whose key lives on the partner's table.
-                other = self.table(relation.target)
-                back = getattr(other, relation.reverse.name)
-                if value is None:
-                    return table.id.not_in(other.select(back).where(back.is_null(False)))
-                return table.id.in_(other.select(back).where(other.id == value))
-            column = getattr(table, relation.name)
-        else:
-            column = getattr(table, condition.field)
-        if condition.op == "eq":
+        relation = collection.relations.get(condition.field)
+        if relation is not None and relation.storage == "fk_there":
+            # One-to-one whose key is a column of the partner's table.
+            partner = self.table(relation.target)
+            back = self.column(relation.target, relation.reverse.name)
+            own_id = self.table(collection).id
             if value is None:
-                return column.is_null()
-            return column == column.db_value(value)
-        raise BadRequest(f"Unsupported filter operator {condition.op!r}.")
+                return own_id.not_in(partner.select(back).where(back.is_null(False)))
+            return own_id.in_(partner.select(back).where(partner.id == value))
+        column = self.column(collection, condition.field)
+        return column.is_null() if value is None else column == column.db_value(value)
 
     def _sort_column(self, collection: Collection, key: SortKey) -> Any:
-        table = self.table(collection)
-        column = getattr(table, key.field)
+        column = self.column(collection, key.field)
         # Nulls sort last ascending and first descending, the same on every backend.
         return column.desc(nulls="FIRST") if key.descending else column.asc(nulls="LAST")
 
@@ -428,7 +439,7 @@ class PeeweeStorage:
         for chunk in _chunks(ids):
             if relation.storage == "fk_here":
                 owner_table = self.table(relation.collection)
-                fk = getattr(owner_table, relation.name)
+                fk = self.column(relation.collection, relation.name)
                 query = (
                     owner_table.select(owner_table.id.alias("_owner"), *columns)
                     .join(target, on=(fk == target.id))
@@ -436,7 +447,7 @@ class PeeweeStorage:
                     .order_by(target.id)
                 )
             elif relation.storage == "fk_there":
-                back = getattr(target, relation.reverse.name)
+                back = self.column(relation.target, relation.reverse.name)
                 query = (
                     target.select(back.alias("_owner"), *columns)
                     .where(back.in_(chunk))
@@ -464,7 +475,7 @@ class PeeweeStorage:
         row = dict(values)
         if id_ is not None:
             row["id"] = id_
-        new_id = table.insert(row).execute()
+        new_id = table.insert(self._by_column(collection, row)).execute()
         if id_ is not None:
             self._after_explicit_id(collection, id_)
             return id_
@@ -484,12 +495,12 @@ class PeeweeStorage:
     def update(self, collection: Collection, id_: int, values: dict[str, Any]) -> None:
         if values:
             table = self.table(collection)
-            table.update(values).where(table.id == id_).execute()
+            table.update(self._by_column(collection, values)).where(table.id == id_).execute()
 
     def set_link(self, relation: RelationInfo, ids: Iterable[int], target_id: int | None) -> None:
         """Point the ``fk_here`` column of rows ``ids`` at ``target_id``."""
         table = self.table(relation.collection)
-        fk = getattr(table, relation.name)
+        fk = self.column(relation.collection, relation.name)
         for chunk in _chunks(sorted(set(ids))):
             table.update({fk: target_id}).where(table.id.in_(chunk)).execute()
 
@@ -498,7 +509,7 @@ class PeeweeStorage:
     ) -> list[tuple[int, int]]:
         """``(row id, target id)`` of rows whose ``fk_here`` column is in ``target_ids``."""
         table = self.table(relation.collection)
-        fk = getattr(table, relation.name)
+        fk = self.column(relation.collection, relation.name)
         result: list[tuple[int, int]] = []
         for chunk in _chunks(sorted(set(target_ids))):
             query = table.select(table.id, fk).where(fk.in_(chunk)).order_by(table.id)
@@ -535,6 +546,12 @@ class PeeweeStorage:
     def serializers(self, collection: Collection) -> list[tuple[str, Callable[[Any], Any]]]:
         """``(field name, value -> JSON value)`` for each scalar field of ``collection``."""
         return self._serializers[collection.name]
+
+
+def _attr(name: str) -> str:
+    """The model attribute of field ``name``: prefixed, so no field name can shadow
+    a peewee ``Model`` attribute (``select``, ``save``, ``delete`` ...)."""
+    return f"f_{name}"
 
 
 def _foreign_key(target: Any, **options: Any) -> peewee.ForeignKeyField:

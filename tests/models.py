@@ -151,3 +151,22 @@ class Thing(Schema):
     tags = fields.List(fields.String())
     secret = fields.String(load_only=True)
     label = fields.String(data_key="displayLabel")
+
+
+# -- names that are SQL keywords or peewee attributes; relations to the same collection ---
+
+tricky = DataModel("tricky")
+
+
+@tricky.collection("order")
+class Order(Schema):
+    select = fields.String()
+    save = fields.Integer()
+    group = Ref("order", reverse="table")
+    table = Ref("order", reverse="group")
+    friends = RefsList(
+        "order", reverse="friend_of", on_delete=DeleteStrategy.UNLINK_REFERENCED_ITEMS
+    )
+    friend_of = RefsList(
+        "order", reverse="friends", on_delete=DeleteStrategy.UNLINK_REFERENCED_ITEMS
+    )

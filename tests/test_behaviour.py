@@ -627,3 +627,62 @@ def test_nulls_sort_last_ascending_and_first_descending(cookies: Any) -> None:
     ok(cookies.post("cookie", {"type": "loose"}), 201)
     assert [c["id"] for c in ok(cookies.get("cookie", sort=["jar"]))] == [1, 2, 3, 4]
     assert [c["id"] for c in ok(cookies.get("cookie", sort=["-jar"]))] == [4, 3, 1, 2]
+
+
+def test_keyword_names_and_relations_within_one_collection(make_client: Any) -> None:
+    tricky = make_client(models.tricky)
+    ok(tricky.post("order", {"select": "a", "save": 1}), 201)
+    body = ok(
+        tricky.post("order", {"select": "b", "group": 1, "friends": [1, {"select": "c"}]}), 201
+    )
+    assert body == {
+        "id": 2,
+        "select": "b",
+        "save": None,
+        "group": 1,
+        "table": None,
+        "friends": [1, 3],
+        "friend_of": [],
+    }
+    assert ok(tricky.get("order", 1))["table"] == 2
+    assert ok(tricky.get("order", 1))["friend_of"] == [2]
+    assert ok(tricky.patch("order", 3, {"table": 1}))["table"] == 1
+    assert ok(tricky.get("order", 1))["group"] == 3
+    assert [o["id"] for o in ok(tricky.get("order", sort=["-select"], filter_={"save": None}))] == [
+        3,
+        2,
+    ]
+    ok(tricky.delete("order", 1), 204)
+    assert ok(tricky.get("order", depth=1)) == [
+        {
+            "id": 2,
+            "select": "b",
+            "save": None,
+            "group": None,
+            "table": None,
+            "friends": [3],
+            "friend_of": [],
+        },
+        {
+            "id": 3,
+            "select": "c",
+            "save": None,
+            "group": None,
+            "table": None,
+            "friends": [],
+            "friend_of": [2],
+        },
+    ]
+
+
+def test_filter_one_to_one_from_the_side_without_the_key(family: Any) -> None:
+    ok(family.post("female", [{"name": "f1"}, {"name": "f2"}]), 201)
+    ok(
+        family.post("male", [{"name": "m1", "wife": 2}, {"name": "m2"}, {"name": "m3", "wife": 1}]),
+        201,
+    )
+    assert [m["id"] for m in ok(family.get("male", filter_={"wife": 1}))] == [3]
+    assert [m["id"] for m in ok(family.get("male", filter_={"wife": None}))] == [2]
+    assert [f["id"] for f in ok(family.get("female", filter_={"husband": 1}))] == [2]
+    error(family.get("male", sort=["wife"]), 400, "INVALID_SORT")
+    assert [f["id"] for f in ok(family.get("female", sort=["-husband"]))] == [1, 2]
