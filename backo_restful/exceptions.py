@@ -64,9 +64,10 @@ class DeclarationError(BackoError):
 
 
 class StorageError(BackoError):
-    """The database failed in a way the client could not have caused."""
+    """The database is unavailable or failed in a way the client could not have caused."""
 
-    code = "STORAGE_ERROR"
+    code = "STORAGE_UNAVAILABLE"
+    status = 503
 
     def default_message(self) -> str:
         return "The database could not complete the request."

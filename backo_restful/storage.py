@@ -318,12 +318,13 @@ class PeeweeStorage:
         On SQLite a write transaction takes the write lock when it begins, so
         concurrent writers queue instead of failing.
         """
-        self._ensure_tables()
+        with _translate_errors():
+            self._ensure_tables()
         lock = self._serial
         if lock is not None:
             lock.acquire()
         try:
-            with self._connection(), _translate_errors():
+            with _translate_errors(), self._connection():
                 with self.db.atomic(*self._begin_args(write)):
                     yield
         finally:

@@ -173,3 +173,13 @@ def test_single_object_expansion_is_batched(cookies: Engine, database: Any) -> N
     body, _ = cookies.get("jar", 1, depth=3)
     assert len(body["cookies"]) == 40 and body["cookies"][0]["jar"]["cookies"][:2] == [1, 2]
     assert database.count("SELECT") == 4
+
+
+def test_an_unreachable_database_is_a_503() -> None:
+    storage = PeeweeStorage("postgresql://nobody@127.0.0.1:9/none?connect_timeout=2")
+    engine = Engine(models.cookies, storage)
+    body, status, _ = basic.get("jar", engine=engine)
+    assert status == 503 and body["error"]["code"] == "STORAGE_UNAVAILABLE"
+    with pytest.raises(BackoError) as caught:
+        engine.post("jar", {})
+    assert caught.value.status == 503
