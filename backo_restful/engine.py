@@ -31,6 +31,9 @@ class Engine:
     :param model: the declared data model (checked here).
     :param storage: where the collections live, e.g. a :class:`PeeweeStorage`.
     :raises DeclarationError: if the model is declared wrongly.
+
+    Every call takes ``auth``, the caller's verified claims. It is accepted so that
+    code written today keeps working when permissions arrive; nothing checks it yet.
     """
 
     def __init__(self, model: DataModel, storage: PeeweeStorage) -> None:
