@@ -226,7 +226,7 @@ class Engine:
 
     def _render(self, collection: Collection, rows: list[dict[str, Any]], depth: int) -> list[Any]:
         """Expand ``rows`` to ``depth``: one statement per relation per level."""
-        if depth == 0:
+        if depth == 0 or not rows:
             return [row["id"] for row in rows]
         ids = [row["id"] for row in rows]
         related: dict[str, dict[int, Any]] = {}
@@ -472,9 +472,12 @@ class Engine:
         which = ", ".join(map(str, sorted(ids)))
         others = ", ".join(map(str, sorted(linked)))
         if code == "NOT_EMPTY":
-            reason = f"its {relation.key} still holds {relation.target.name} {others}"
+            reason = (
+                f"{relation.target.name} {others} still linked through {relation.key} "
+                "(delete strategy MUST_BE_EMPTY)"
+            )
         else:
-            reason = f"{relation.target.name} {others} requires its {relation.reverse.key}"
+            reason = f"{relation.target.name} {others} requires a {relation.reverse.key}"
         return Conflict(
             f"Cannot delete {collection.name} {which}: {reason}.",
             {

@@ -183,3 +183,10 @@ def test_an_unreachable_database_is_a_503() -> None:
     with pytest.raises(BackoError) as caught:
         engine.post("jar", {})
     assert caught.value.status == 503
+
+
+def test_deep_expansion_of_nothing_costs_nothing(cookies: Engine, database: Any) -> None:
+    cookies.post("jar", {})
+    database.count()
+    assert cookies.get("jar", depth=60) == ([{"id": 1, "name": None, "cookies": []}], 200)
+    assert database.count("SELECT") == 2

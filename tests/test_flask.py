@@ -261,3 +261,10 @@ def test_default_engine_is_used_without_engine(database: Any) -> None:
         assert default_engine().get("jar", 1)[0]["name"] == "d"
     finally:
         backo_restful.engine._default = previous
+
+
+def test_options_lists_what_each_route_serves(client: Any) -> None:
+    collection = client.options("/jar")
+    assert collection.status_code == 200
+    assert collection.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert client.options("/jar/1").headers["Allow"] == "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"

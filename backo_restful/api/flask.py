@@ -177,6 +177,11 @@ class Resource(flask_restful.Resource):
             return Response(status=204)
         return body, status, headers
 
+    def options(self, id_: str | None = None) -> Response:
+        """Answer with the methods this route serves (they differ for collection and item)."""
+        allowed = _COLLECTION_METHODS if id_ is None else _ITEM_METHODS
+        return Response(status=200, headers={"Allow": ", ".join(allowed)})
+
     def _write(self, method: str, id_: str | None) -> Any:
         if id_ is None:
             raise MethodNotAllowed(method, _COLLECTION_METHODS)

@@ -1,0 +1,408 @@
+"""Every example in README.md and docs/*.md is run here.
+
+- Python blocks are doctests (``>>>`` lines with their exact output), run per page.
+  A Python block without ``>>>`` must be preceded by ``<!-- file: path -->`` and be a
+  verbatim excerpt of that file of the repository.
+- ``console`` blocks hold ``$ curl ...`` commands on http://127.0.0.1:5000, each
+  followed by its output: the JSON body, or with ``-i`` the status line, the headers
+  shown (each must be in the response, others may be omitted), a blank line and the
+  body. An HTML comment ``<!-- app: example.cookies -->`` names the example app that
+  serves the blocks after it. Each page replays its commands, in order, through the
+  test client of a fresh app on a fresh SQLite file per app and page.
+"""
+
+from __future__ import annotations
+
+import doctest
+import enum
+import importlib
+import inspect
+import json
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BASE_URL = "http://127.0.0.1:5000"
+
+_APP_COMMENT = re.compile(r"<!--\s*app:\s*([\w.]+)\s*-->")
+_FILE_COMMENT = re.compile(r"<!--\s*file:\s*([\w./-]+)\s*-->")
+_FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@dataclass
+class Block:
+    """A fenced block of a page."""
+
+    page: Path
+    line: int  # 1-based line of the opening fence
+    language: str
+    lines: list[str]
+    app: str | None  # the app named by the last ``<!-- app: ... -->`` before it
+    file: str | None  # the file named by a ``<!-- file: ... -->`` just before it
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(page: Path) -> list[Block]:
+    """The fenced blocks of ``page``, in order."""
+    result: list[Block] = []
+    app: str | None = None
+    last_file: str | None = None
+    current: Block | None = None
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+        fence = _FENCE.match(line)
+        if current is not None:
+            if line.strip() == "```":
+                result.append(current)
+                current = None
+            else:
+                current.lines.append(line)
+            continue
+        if fence:
+            current = Block(page, number, fence.group(1).lower(), [], app, last_file)
+            last_file = None
+            continue
+        if match := _APP_COMMENT.search(line):
+            app = match.group(1)
+        if match := _FILE_COMMENT.search(line):
+            last_file = match.group(1)
+        elif line.strip():
+            last_file = None
+    assert current is None, f"{page.relative_to(ROOT)}: a fenced block is not closed"
+    return result
+
+
+# -- curl -----------------------------------------------------------------------
+
+
+@dataclass
+class Curl:
+    """One ``$ curl ...`` command and the output shown after it."""
+
+    where: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: str | None
+    include: bool
+    expected: list[str] = field(default_factory=list)
+
+
+def parse_curl(command: str, where: str) -> Curl:
+    """The request that ``command`` sends (the options the docs use, no others)."""
+    args = shlex.split(command)
+    assert args and args[0] == "curl", f"{where}: only curl commands go in console blocks"
+    method: str | None = None
+    headers: dict[str, str] = {}
+    data: list[str] = []
+    url: str | None = None
+    include = get = head = False
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in ("-s", "--silent", "-S", "--show-error", "-g", "--globoff"):
+            continue
+        if arg in ("-i", "--include"):
+            include = True
+        elif arg in ("-I", "--head"):
+            include = head = True
+        elif arg in ("-G", "--get"):
+            get = True
+        elif arg in ("-X", "--request"):
+            method = next(rest)
+        elif arg in ("-H", "--header"):
+            name, _, value = next(rest).partition(":")
+            headers[name.strip()] = value.strip()
+        elif arg in ("-d", "--data", "--data-raw", "--data-binary"):
+            value = next(rest)
+            assert not value.startswith("@"), f"{where}: -d @file is not supported"
+            data.append(value)
+        elif arg == "--data-urlencode":
+            name, equals, value = next(rest).partition("=")
+            data.append(f"{name}={quote(value, safe='')}" if equals else quote(name, safe=""))
+        elif arg.startswith("-"):
+            raise AssertionError(f"{where}: curl option {arg} is not supported here")
+        else:
+            assert url is None, f"{where}: one URL per command"
+            url = arg
+    assert url is not None and url.startswith(BASE_URL + "/"), f"{where}: bad URL {url!r}"
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    body = "&".join(data) if data else None
+    if get and body is not None:
+        path += ("&" if "?" in path else "?") + body
+        body = None
+    if method is None:
+        method = "HEAD" if head else "GET" if get or body is None else "POST"
+    if body is not None and not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = "application/x-www-form-urlencoded"  # as curl does
+    return Curl(where, method, path, headers, body, include)
+
+
+def curl_commands(block: Block) -> Iterator[Curl]:
+    """The commands of a console block, each with the output shown after it."""
+    lines = iter(enumerate(block.lines, block.line + 1))
+    current: Curl | None = None
+    for number, line in lines:
+        if not line.startswith("$ "):
+            assert current is not None, f"{block.where}: output before any command"
+            current.expected.append(line)
+            continue
+        if current is not None:
+            yield current
+        command = line[2:]
+        while command.endswith("\\"):
+            command = command[:-1] + next(lines)[1]
+        current = parse_curl(command, f"{block.page.relative_to(ROOT)}:{number}")
+    if current is not None:
+        yield current
+
+
+def _canonical(text: str, where: str) -> str:
+    try:
+        return json.dumps(json.loads(text))
+    except ValueError:
+        raise AssertionError(f"{where}: not JSON: {text!r}") from None
+
+
+def check_response(curl: Curl, response: Any) -> None:
+    """Compare a test client response with the output shown for ``curl``."""
+    expected = list(curl.expected)
+    where = curl.where
+    if curl.include:
+        assert expected, f"{where}: -i output must start with the status line"
+        status_line = expected.pop(0)
+        assert status_line == f"HTTP/1.1 {response.status}", (
+            f"{where}: got HTTP/1.1 {response.status}"
+        )
+        while expected and expected[0].strip():
+            name, _, value = expected.pop(0).partition(":")
+            actual = response.headers.get(name.strip())
+            assert actual == value.strip(), f"{where}: header {name}: got {actual!r}"
+        if expected:
+            expected.pop(0)
+    shown = "\n".join(expected).strip()
+    text = response.get_data(as_text=True).strip()
+    if not shown:
+        assert not text, f"{where}: expected no body, got {text!r}"
+        return
+    got = _canonical(text, where + " (response)")
+    assert _canonical(shown, where) == got, f"{where}: got {text}"
+
+
+def replay(page: Path, tmp_path: Path) -> int:
+    """Run every curl command of ``page``; return how many ran."""
+    clients: dict[str, Any] = {}
+    count = 0
+    for block in blocks(page):
+        if block.language != "console":
+            continue
+        assert block.app, f"{block.where}: name the app first: <!-- app: example.cookies -->"
+        if block.app not in clients:
+            module = importlib.import_module(block.app)
+            database = tmp_path / f"{block.app.replace('.', '_')}.db"
+            clients[block.app] = module.create_app(f"sqlite:///{database}").test_client()
+        client = clients[block.app]
+        for curl in curl_commands(block):
+            data = curl.body.encode() if curl.body is not None else None
+            response = client.open(curl.path, method=curl.method, headers=curl.headers, data=data)
+            check_response(curl, response)
+            count += 1
+    return count
+
+
+# -- the tests --------------------------------------------------------------------
+
+
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+def test_pages_exist() -> None:
+    names = {_page_id(page) for page in PAGES}
+    for name in (
+        "README.md",
+        "docs/index.md",
+        "docs/quickstart.md",
+        "docs/models.md",
+        "docs/reading.md",
+        "docs/writing.md",
+        "docs/errors.md",
+        "docs/storage.md",
+        "docs/layers.md",
+        "docs/configuration.md",
+        "docs/api.md",
+    ):
+        assert name in names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_doctests(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # whatever a page writes lands here
+    result = doctest.testfile(
+        str(page),
+        module_relative=False,
+        encoding="utf-8",
+        optionflags=doctest.ELLIPSIS,  # as pytest --doctest-glob does by default
+    )
+    assert result.failed == 0, f"{result.failed} doctest failure(s) in {_page_id(page)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_code_blocks_are_checked(page: Path) -> None:
+    """Python blocks are doctests or excerpts; curl appears only in console blocks."""
+    for block in blocks(page):
+        text = "\n".join(block.lines)
+        if block.language in ("python", "py", "pycon"):
+            if ">>> " in text:
+                continue
+            assert block.file, f"{block.where}: a Python block without >>> needs <!-- file: -->"
+            source = (ROOT / block.file).read_text(encoding="utf-8")
+            assert text in source, f"{block.where}: not an excerpt of {block.file}"
+        elif block.language != "console":
+            assert "curl " not in text, f"{block.where}: curl commands go in console blocks"
+            assert ">>> " not in text, f"{block.where}: doctests go in python blocks"
+
+
+#: Pages that walk the API over curl.
+CURL_PAGES = ("README.md", "docs/quickstart.md", "docs/reading.md", "docs/writing.md")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_curl_examples(page: Path, tmp_path: Path) -> None:
+    count = replay(page, tmp_path)
+    if _page_id(page) in CURL_PAGES:
+        assert count > 0, f"{_page_id(page)}: no curl command ran"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_links(page: Path) -> None:
+    """Relative links point at files that exist."""
+    for target in _LINK.findall(page.read_text(encoding="utf-8")):
+        if "://" in target or target.startswith(("#", "mailto:")):
+            continue
+        path = (page.parent / target.split("#")[0]).resolve()
+        assert path.exists(), f"{_page_id(page)}: broken link {target}"
+
+
+# -- the API reference -------------------------------------------------------------
+
+_MODULE_HEADING = re.compile(r"^## `([\w.]+)`$")
+_NAME_HEADING = re.compile(r"^### `([\w.]+)(\(.*\))?`$")
+
+#: Names that the API reference must document, by module.
+PUBLIC = {
+    "backo_restful": [
+        "DataModel",
+        "Schema",
+        "Ref",
+        "RefsList",
+        "DeleteStrategy",
+        "Engine",
+        "setup",
+    ],
+    "backo_restful.engine": ["default_engine", "get", "post", "put", "patch", "delete"],
+    "backo_restful.storage": ["PeeweeStorage"],
+    "backo_restful.api.basic": ["get", "post", "put", "patch", "delete", "error_response"],
+    "backo_restful.api.flask": ["Api", "Resource"],
+    "backo_restful.exceptions": [
+        name
+        for name, value in vars(importlib.import_module("backo_restful.exceptions")).items()
+        if isinstance(value, type)
+        and issubclass(value, Exception)
+        and value.__module__ == "backo_restful.exceptions"
+    ],
+}
+
+
+def signature(obj: Any) -> str:
+    """``obj``'s parameters as the reference writes them: no annotations, no self."""
+    parts: list[str] = []
+    star = False
+    for parameter in inspect.signature(obj).parameters.values():
+        if parameter.name == "self":
+            continue
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            parts.append(f"*{parameter.name}")
+            star = True
+            continue
+        if parameter.kind is parameter.VAR_KEYWORD:
+            parts.append(f"**{parameter.name}")
+            continue
+        if parameter.kind is parameter.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        default = parameter.default
+        if default is parameter.empty:
+            parts.append(parameter.name)
+        elif isinstance(default, enum.Enum):
+            parts.append(f"{parameter.name}={type(default).__name__}.{default.name}")
+        else:
+            parts.append(f"{parameter.name}={default!r}")
+    return f"({', '.join(parts)})"
+
+
+def reference() -> list[tuple[str, str, str | None]]:
+    """``(module, dotted name, signature or None)`` for each entry of docs/api.md."""
+    entries = []
+    module = None
+    for line in (ROOT / "docs" / "api.md").read_text(encoding="utf-8").splitlines():
+        if match := _MODULE_HEADING.match(line):
+            module = match.group(1)
+        elif match := _NAME_HEADING.match(line):
+            assert module is not None, f"docs/api.md: {line} is under no module"
+            entries.append((module, match.group(1), match.group(2)))
+    return entries
+
+
+def test_api_reference_matches_the_code() -> None:
+    entries = reference()
+    for module, name, documented in entries:
+        obj: Any = importlib.import_module(module)
+        for part in name.split("."):
+            assert hasattr(obj, part), f"docs/api.md: {module}.{name} does not exist"
+            obj = getattr(obj, part)
+        if documented is not None:
+            assert documented == signature(obj), f"docs/api.md: {module}.{name}{signature(obj)}"
+    documented_names = {(module, name) for module, name, _ in entries}
+    for module, names in PUBLIC.items():
+        for name in names:
+            assert (module, name) in documented_names, f"docs/api.md lacks {module}.{name}"
+
+
+def test_parse_curl() -> None:
+    """The parser sends what curl sends."""
+    curl = parse_curl(
+        "curl -s -X PATCH http://127.0.0.1:5000/cookie/1 "
+        "-H 'Content-Type: application/json' -d '{\"jar\": 2}'",
+        "here",
+    )
+    assert (curl.method, curl.path, curl.body) == ("PATCH", "/cookie/1", '{"jar": 2}')
+    assert curl.headers == {"Content-Type": "application/json"}
+    curl = parse_curl(
+        "curl -s -G http://127.0.0.1:5000/cookie --data-urlencode 'filter={\"jar\": 1}'", "here"
+    )
+    assert (curl.method, curl.path, curl.body) == (
+        "GET",
+        "/cookie?filter=%7B%22jar%22%3A%201%7D",
+        None,
+    )
+    curl = parse_curl("curl -s http://127.0.0.1:5000/jar -d name=x", "here")
+    assert (curl.method, curl.headers["Content-Type"]) == (
+        "POST",
+        "application/x-www-form-urlencoded",
+    )
+    with pytest.raises(AssertionError, match="not supported"):
+        parse_curl("curl -s -u me http://127.0.0.1:5000/jar", "here")
+    with pytest.raises(AssertionError, match="bad URL"):
+        parse_curl("curl -s http://localhost/jar", "here")
