@@ -10,19 +10,34 @@ A module-level default engine, installed by :func:`setup`, serves the functions
 
 from __future__ import annotations
 
+import random
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from marshmallow import ValidationError
 
-from .exceptions import BackoError, BadRequest, Conflict, NotFound, ValidationFailed
+from .exceptions import (
+    BackoError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    StorageConflict,
+    ValidationFailed,
+)
 from .model import Collection, DataModel, DeleteStrategy, NewObject, RelationInfo, check_id
 from .query import Condition, check_count, parse_filter, parse_sort
 from .storage import PeeweeStorage, to_storable
 
 Auth = Mapping[str, Any] | None
+_T = TypeVar("_T")
+
+#: How many times a write runs when the database keeps aborting it (deadlocks).
+WRITE_ATTEMPTS = 4
+#: The largest id PUT may create: the id counters keep room above it, and every id
+#: stays exact in JavaScript clients.
+MAX_CREATED_ID = 2**53 - 1
 
 
 class Engine:
@@ -41,6 +56,7 @@ class Engine:
         storage.attach(model)
         self.model = model
         self.storage = storage
+        model.freeze()
         self._delete_order = _delete_order(model)
         self._layouts: dict[str, tuple[list[tuple[str, Any]], list[tuple[str, str]]]] = {}
 
@@ -59,6 +75,7 @@ class Engine:
         sort: list[str] | str | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        max_objects: int | None = None,
         auth: Auth = None,
     ) -> tuple[Any, int]:
         """Read one object (``id_``) or a list, expanded to ``depth``.
@@ -66,6 +83,7 @@ class Engine:
         :param depth: 0 gives ids only; n gives fields, related objects at n-1.
         :param filter_: external field name to value; all must match.
         :param sort: field names, ``-name`` for descending; the id breaks ties.
+        :param max_objects: refuse (400) a response holding more objects than this.
         :raises NotFound: if ``id_`` matches no object.
         :raises BadRequest: for a bad parameter.
         """
@@ -80,13 +98,14 @@ class Engine:
         if id_ is not None:
             id_ = self._id(collection, id_)
             conditions.append(Condition("id", "eq", id_))
+        budget = _Budget(None if max_objects is None else check_count("max_objects", max_objects))
         with self.storage.transaction(write=False):
             rows = self.storage.select(collection, conditions, keys, limit, offset)
             if id_ is not None:
                 if not rows:
                     raise NotFound(collection.name, id_)
-                return self._render(collection, rows, depth)[0], 200
-            return self._render(collection, rows, depth), 200
+                return self._render(collection, rows, depth, budget)[0], 200
+            return self._render(collection, rows, depth, budget), 200
 
     def post(self, name: str, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
         """Create an object from a dict, or several from a list (all or nothing).
@@ -97,9 +116,12 @@ class Engine:
         collection = self._collection(name)
         many = isinstance(data, list)
         loaded = self._load_many(collection, data) if many else [self._load(collection, data)]
-        with self._write():
+
+        def work() -> list[Any]:
             ids = [self._create(collection, item) for item in loaded]
-            rendered = self._reread(collection, ids)
+            return self._reread(collection, ids)
+
+        rendered = self._write(work)
         return (rendered if many else rendered[0]), 201
 
     def put(self, name: str, id_: Any, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
@@ -110,14 +132,22 @@ class Engine:
         collection = self._collection(name)
         id_ = self._id(collection, id_)
         loaded = self._load(collection, data)
-        with self._write():
-            if self.storage.existing_ids(collection, [id_]):
+
+        def work() -> tuple[Any, int]:
+            if self.storage.existing_ids(collection, [id_], lock=True):
                 self._update(collection, id_, loaded, replace=True)
-                status = 200
-            else:
-                self._create(collection, loaded, id_=id_)
-                status = 201
-            return self._reread(collection, [id_])[0], status
+                return self._reread(collection, [id_])[0], 200
+            if id_ > MAX_CREATED_ID:
+                raise BadRequest(
+                    f"PUT creates objects with ids up to {MAX_CREATED_ID} only; "
+                    f"there is no {collection.name} {id_}.",
+                    {"collection": collection.name, "id": id_, "maximum": MAX_CREATED_ID},
+                    code="INVALID_ID",
+                )
+            self._create(collection, loaded, id_=id_)
+            return self._reread(collection, [id_])[0], 201
+
+        return self._write(work)
 
     def patch(self, name: str, id_: Any, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
         """Change the given fields of object ``id_``.
@@ -127,10 +157,13 @@ class Engine:
         collection = self._collection(name)
         id_ = self._id(collection, id_)
         loaded = self._load(collection, data, partial=True)
-        with self._write():
+
+        def work() -> tuple[Any, int]:
             self._require(collection, [id_])
             self._update(collection, id_, loaded, replace=False)
             return self._reread(collection, [id_])[0], 200
+
+        return self._write(work)
 
     def delete(self, name: str, id_: Any, *, auth: Auth = None) -> tuple[None, int]:
         """Delete object ``id_``, applying the delete strategies of its relations.
@@ -140,10 +173,13 @@ class Engine:
         """
         collection = self._collection(name)
         id_ = self._id(collection, id_)
-        with self._write():
+
+        def work() -> tuple[None, int]:
             self._require(collection, [id_])
             self._delete(collection, id_)
-        return None, 204
+            return None, 204
+
+        return self._write(work)
 
     # -- helpers for the public calls -------------------------------------------
 
@@ -199,18 +235,30 @@ class Engine:
             raise ValidationFailed(errors, f"Invalid objects at index {', '.join(errors)}.")
         return loaded
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        try:
-            with self.storage.transaction(write=True):
-                yield
-        except RecursionError:
-            raise BadRequest("Objects are nested too deeply.", code="NESTING_TOO_DEEP") from None
+    def _write(self, work: Callable[[], _T]) -> _T:
+        """Run ``work`` in a write transaction, again if the database aborted it.
+
+        PostgreSQL and MariaDB abort one of two transactions that deadlock; the
+        loser runs again from the start, on the data as the winner left it.
+        """
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self.storage.transaction(write=True):
+                    return work()
+            except StorageConflict:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * attempt))
+            except RecursionError:
+                raise BadRequest(
+                    "Objects are nested too deeply.", code="NESTING_TOO_DEEP"
+                ) from None
+        raise AssertionError("unreachable")
 
     def _require(self, collection: Collection, ids: list[int]) -> None:
         if not ids:
             return
-        missing = set(ids) - self.storage.existing_ids(collection, ids)
+        missing = set(ids) - self.storage.existing_ids(collection, ids, lock=True)
         if missing:
             first = min(missing)
             error = NotFound(collection.name, first)
@@ -221,17 +269,21 @@ class Engine:
 
     def _reread(self, collection: Collection, ids: list[int]) -> list[Any]:
         rows = {row["id"]: row for row in self.storage.fetch(collection, ids)}
-        rendered = dict(zip(rows, self._render(collection, list(rows.values()), 1), strict=True))
+        shown = self._render(collection, list(rows.values()), 1, _Budget(None))
+        rendered = dict(zip(rows, shown, strict=True))
         return [rendered[id_] for id_ in ids]
 
-    def _render(self, collection: Collection, rows: list[dict[str, Any]], depth: int) -> list[Any]:
+    def _render(
+        self, collection: Collection, rows: list[dict[str, Any]], depth: int, budget: _Budget
+    ) -> list[Any]:
         """Expand ``rows`` to ``depth``: one statement per relation per level."""
+        budget.take(len(rows))
         if depth == 0 or not rows:
             return [row["id"] for row in rows]
         ids = [row["id"] for row in rows]
         related: dict[str, dict[int, Any]] = {}
         for relation in collection.relations.values():
-            related[relation.name] = self._related(relation, rows, ids, depth)
+            related[relation.name] = self._related(relation, rows, ids, depth, budget)
         serializers, order = self._layout(collection)
         result = []
         for row in rows:
@@ -261,7 +313,12 @@ class Engine:
         return layout
 
     def _related(
-        self, relation: RelationInfo, rows: list[dict[str, Any]], ids: list[int], depth: int
+        self,
+        relation: RelationInfo,
+        rows: list[dict[str, Any]],
+        ids: list[int],
+        depth: int,
+        budget: _Budget,
     ) -> dict[int, Any]:
         """Owner id -> the relation's value (ids, or objects at ``depth - 1``)."""
         target = relation.target
@@ -269,13 +326,16 @@ class Engine:
             links = {row["id"]: row[relation.name] for row in rows}
             if depth == 1:
                 return links
-            targets = self.storage.fetch(target, {v for v in links.values() if v is not None})
-            shown = _by_id(targets, self._render(target, targets, depth - 1))
+            wanted = {v for v in links.values() if v is not None}
+            targets = self.storage.fetch(target, wanted, limit=budget.room())
+            shown = _by_id(targets, self._render(target, targets, depth - 1, budget))
             return {owner: shown.get(value) for owner, value in links.items()}
-        triples = self.storage.links(relation, ids, with_rows=depth > 1)
+        triples = self.storage.links(
+            relation, ids, with_rows=depth > 1, limit=budget.room() if depth > 1 else None
+        )
         if depth > 1:
             unique = [row for row in {rid: row for _, rid, row in triples}.values() if row]
-            shown = _by_id(unique, self._render(target, unique, depth - 1))
+            shown = _by_id(unique, self._render(target, unique, depth - 1, budget))
         else:
             shown = {rid: rid for _, rid, _ in triples}
         if relation.multi:
@@ -488,6 +548,30 @@ class Engine:
             },
             code=code,
         )
+
+
+class _Budget:
+    """Counts the objects of one response against ``limit`` (None: no limit)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def room(self) -> int | None:
+        """How many more rows to read: one over the limit shows it is exceeded."""
+        return None if self.limit is None else self.limit - self.used + 1
+
+    def take(self, count: int) -> None:
+        self.used += count
+        if self.limit is not None and self.used > self.limit:
+            raise BadRequest(
+                f"The response would hold more than {self.limit} objects "
+                f"(BACKO_MAX_OBJECTS={self.limit}): ask for less depth or a smaller page.",
+                {"setting": "BACKO_MAX_OBJECTS", "maximum": self.limit},
+                code="LIMIT_EXCEEDED",
+            )
 
 
 def _by_id(rows: list[dict[str, Any]], rendered: list[Any]) -> dict[int, Any]:

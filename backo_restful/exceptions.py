@@ -64,13 +64,28 @@ class DeclarationError(BackoError):
 
 
 class StorageError(BackoError):
-    """The database is unavailable or failed in a way the client could not have caused."""
+    """The database failed in a way the client could not have caused."""
+
+    code = "STORAGE_ERROR"
+
+    def default_message(self) -> str:
+        return "The database could not complete the request."
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached or is too busy (try again later)."""
 
     code = "STORAGE_UNAVAILABLE"
     status = 503
 
-    def default_message(self) -> str:
-        return "The database could not complete the request."
+
+class StorageConflict(StorageUnavailable):
+    """The database aborted the transaction to resolve a conflict with another one.
+
+    The engine runs such a write again before giving up with this error.
+    """
+
+    code = "TRANSACTION_CONFLICT"
 
 
 class ClientError(BackoError):

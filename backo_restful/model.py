@@ -8,6 +8,7 @@ with its reverse side. Nothing here knows about storage or HTTP.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -19,6 +20,13 @@ from .exceptions import DeclarationError
 
 #: The largest id any backend can store (a signed 64-bit integer).
 MAX_ID = 2**63 - 1
+
+#: Query parameters of collection reads; no field may be named like them.
+RESERVED_NAMES = frozenset(
+    {"depth", "sort", "limit", "offset", "filter", "fields", "count", "after", "before"}
+)
+#: The longest collection or field name (every backend accepts it in identifiers).
+MAX_NAME = 50
 
 _SchemaT = TypeVar("_SchemaT", bound=type["Schema"])
 
@@ -67,14 +75,30 @@ def check_id(value: Any) -> int:
     return value
 
 
-def _unstorable(value: Any) -> str | None:
-    """Why a loaded scalar value cannot be stored by every backend, or None."""
-    if isinstance(value, int) and not isinstance(value, bool):
+def storable(value: Any) -> tuple[Any, str | None]:
+    """``(value as stored, None)``, or ``(value, why it cannot be stored)``.
+
+    Every backend stores 64-bit integers, strings that are valid UTF-8 without NUL,
+    and datetimes it can express in UTC (aware ones are stored as naive UTC).
+    """
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, int):
         if not -(2**63) <= value <= MAX_ID:
-            return f"Must be between {-(2**63)} and {MAX_ID}."
-    elif isinstance(value, str) and "\x00" in value:
-        return "Must not contain NUL characters."
-    return None
+            return value, f"Must be between {-(2**63)} and {MAX_ID}."
+    elif isinstance(value, str):
+        if "\x00" in value:
+            return value, "Must not contain NUL characters."
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value, "Must be valid Unicode (no lone surrogates)."
+    elif isinstance(value, dt.datetime) and value.tzinfo is not None:
+        try:
+            return value.astimezone(dt.UTC).replace(tzinfo=None), None
+        except OverflowError:
+            return value, "Out of the range of datetimes once converted to UTC."
+    return value, None
 
 
 class Relation(fields.Field):
@@ -244,24 +268,31 @@ class Collection:
         """
         if not isinstance(data, Mapping):
             raise ValidationError({"_schema": ["Expected an object."]})
+        messages: dict[str, Any] = {}
         if "id" in data:
-            messages: dict[str, Any] = {"id": ["Read-only field: the database chooses ids."]}
-            try:
-                self.schema.load({k: v for k, v in data.items() if k != "id"}, partial=partial)
-            except ValidationError as exc:
-                messages.update(exc.normalized_messages())
-            raise ValidationError(messages)
+            messages["id"] = ["Read-only field: the database chooses ids."]
+            data = {key: value for key, value in data.items() if key != "id"}
         try:
             loaded = self.schema.load(data, partial=partial)
+        except ValidationError as exc:
+            messages.update(exc.normalized_messages())
+            raise ValidationError(messages) from None
         except RecursionError:
             raise ValidationError({"_schema": ["Objects are nested too deeply."]}) from None
-        errors = {
-            self.external_name(name): [message]
-            for name, value in loaded.items()
-            if name in self.scalars and (message := _unstorable(value)) is not None
-        }
-        if errors:
-            raise ValidationError(errors)
+        for name in self.scalars:
+            if name in loaded:
+                loaded[name], problem = storable(loaded[name])
+                if problem:
+                    messages[self.external_name(name)] = [problem]
+        for name, relation in self.relations.items():
+            other = relation.reverse
+            if other.collection is self and other.name in loaded and name in loaded:
+                if other.name != name and name < other.name:
+                    messages[self.external_name(name)] = [
+                        f"Give only one side of this relation, not also {other.key!r}."
+                    ]
+        if messages:
+            raise ValidationError(messages)
         return loaded
 
     def _resolve_fields(self) -> None:
@@ -276,6 +307,17 @@ class Collection:
                     "'id' is reserved: every collection gets an integer id chosen by the database",
                     collection=self.name,
                     field=name,
+                )
+            if key in RESERVED_NAMES:
+                raise DeclarationError(
+                    f"{key!r} is a reserved query parameter: give the field another name "
+                    "(or data_key=)",
+                    collection=self.name,
+                    field=name,
+                )
+            if len(key) > MAX_NAME or len(name) > MAX_NAME:
+                raise DeclarationError(
+                    f"names are limited to {MAX_NAME} characters", collection=self.name, field=name
                 )
             if field.attribute not in (None, name):
                 raise DeclarationError(
@@ -304,6 +346,7 @@ class DataModel:
         self.name = name
         self.collections: dict[str, Collection] = {}
         self._resolved = False
+        self._frozen = False
 
     def __repr__(self) -> str:
         return f"<DataModel {self.name!r}: {', '.join(self.collections)}>"
@@ -319,15 +362,21 @@ class DataModel:
 
     def add_collection(self, name: str, schema_class: type[Schema], **options: Any) -> Collection:
         """Register ``schema_class`` as collection ``name`` and return the collection."""
-        if not isinstance(name, str) or not name.isidentifier():
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > MAX_NAME:
             raise DeclarationError(
-                "a collection name must be a Python identifier", collection=str(name)
+                f"a collection name must be a Python identifier of at most {MAX_NAME} characters",
+                collection=str(name),
             )
         if name in self.collections:
             raise DeclarationError("declared twice", collection=name)
         if not (isinstance(schema_class, type) and issubclass(schema_class, Schema)):
             raise DeclarationError(
                 "the schema must be a subclass of backo_restful.Schema", collection=name
+            )
+        if self._frozen:
+            raise DeclarationError(
+                "an engine already serves this model: declare every collection first",
+                collection=name,
             )
         previous = schema_class.__backo_collection__
         if previous is not None and previous.model is not self:
@@ -358,6 +407,8 @@ class DataModel:
         """
         if self._resolved:
             return self
+        if self._frozen:
+            raise DeclarationError("an engine already serves this model; it cannot change")
         for collection in self.collections.values():
             collection._resolve_fields()
         claimed: dict[tuple[str, str], RelationInfo] = {}
@@ -366,6 +417,11 @@ class DataModel:
                 self._pair(relation, claimed)
         self._resolved = True
         return self
+
+    def freeze(self) -> None:
+        """Refuse new collections from now on (an engine serves the model)."""
+        self.resolve()
+        self._frozen = True
 
     def _pair(self, relation: RelationInfo, claimed: dict[tuple[str, str], RelationInfo]) -> None:
         where = {"collection": relation.collection.name, "field": relation.name}

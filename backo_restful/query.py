@@ -20,7 +20,7 @@ from marshmallow import ValidationError
 from marshmallow import fields as ma
 
 from .exceptions import BadRequest
-from .model import MAX_ID, Collection, check_id
+from .model import MAX_ID, Collection, check_id, storable
 
 #: Query parameters with a meaning of their own; every other one is a filter.
 RESERVED = ("depth", "sort", "limit", "offset", "filter")
@@ -111,22 +111,37 @@ def _typed(collection: Collection, key: str, value: Any, from_text: bool) -> Any
         except ValueError as exc:
             raise _bad_value(key, value, f"Not a valid id: {exc}.") from None
     field = collection.scalars[name]
-    if not isinstance(value, str) and isinstance(value, (dt.date, dt.time, uuid.UUID)):
-        return value
     if isinstance(value, (dict, list)):
         raise _bad_value(key, value, "Expected a single value.")
-    try:
-        return field._deserialize(value, name, None)
-    except ValidationError as exc:
-        raise _bad_value(key, value, " ".join(_flatten(exc.messages))) from None
+    typed = value
+    if not isinstance(value, (dt.date, dt.time, uuid.UUID)):
+        try:
+            typed = field._deserialize(value, name, None)
+        except ValidationError as exc:
+            raise _bad_value(key, value, " ".join(_flatten(exc.messages))) from None
+    typed, problem = storable(typed)
+    if problem:
+        raise _bad_value(key, value, problem)
+    return typed
 
 
 def _bad_value(key: str, value: Any, reason: str) -> BadRequest:
     return BadRequest(
         f"Invalid filter value for {key!r}: {reason}",
-        {"field": key, "value": value if isinstance(value, (str, int, float)) else repr(value)},
+        {"field": key, "value": _printable(value)},
         code="INVALID_FILTER",
     )
+
+
+def _printable(value: Any) -> Any:
+    """``value`` as it may appear in a JSON error body."""
+    if isinstance(value, str):
+        return value[:100].encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, bool | float) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value <= MAX_ID else str(value)[:30]
+    return repr(value)[:100]
 
 
 def _flatten(messages: Any) -> list[str]:

@@ -10,6 +10,7 @@ write; this module only turns those decisions into SQL.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +21,14 @@ import peewee
 from marshmallow import fields as ma
 from playhouse.db_url import connect as connect_url
 
-from .exceptions import BadRequest, Conflict, DeclarationError, StorageError
+from .exceptions import (
+    BadRequest,
+    Conflict,
+    DeclarationError,
+    StorageConflict,
+    StorageError,
+    StorageUnavailable,
+)
 from .model import Collection, DataModel, RelationInfo
 from .query import Condition, SortKey
 
@@ -83,6 +91,12 @@ class PeeweeStorage:
         self.db = db
         self.backend = _backend(db)
         self._memory = self.backend == "sqlite" and db.database in ("", ":memory:")
+        if self._memory and db.thread_safe:
+            raise DeclarationError(
+                "an in-memory SQLite Database is private to each thread: use the URL "
+                "'sqlite:///:memory:', or SqliteDatabase(':memory:', thread_safe=False, "
+                "check_same_thread=False)"
+            )
         self._serial = threading.RLock() if self._memory else None
         self._schema_lock = threading.Lock()
         self._tables_ready = False
@@ -133,12 +147,6 @@ class PeeweeStorage:
             for c in model.collections.values()
         }
 
-    def _table_options(self) -> dict[str, Any]:
-        if self.backend == "mysql":
-            # Binary collation: equality and uniqueness compare exactly, as elsewhere.
-            return {"table_settings": ["DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"]}
-        return {}
-
     def _build_table(self, base: type[peewee.Model], collection: Collection) -> Any:
         if self.backend == "sqlite":
             primary_key: peewee.Field = _SqliteAutoIncrement()
@@ -147,7 +155,7 @@ class PeeweeStorage:
         attrs: dict[str, Any] = {"id": primary_key}
         for name, field in collection.scalars.items():
             attrs[_attr(name)] = self._column(collection, name, field)
-        attrs["Meta"] = type("Meta", (), {"table_name": collection.name, **self._table_options()})
+        attrs["Meta"] = type("Meta", (), {"table_name": collection.name})
         return type(f"Table_{collection.name}", (base,), attrs)
 
     def _column(self, collection: Collection, name: str, field: ma.Field) -> peewee.Field:
@@ -180,6 +188,9 @@ class PeeweeStorage:
                 collection=collection.name,
                 field=name,
             )
+        if self.backend == "postgresql" and isinstance(column, peewee.TextField):
+            # Byte order, as on SQLite and MariaDB, whatever the database's locale.
+            column.collation = '"C"'
         if mysql:
             # MySQL's TEXT holds 64 KiB and its DATETIME drops microseconds.
             mysql_types = {"TEXT": "LONGTEXT", "DATETIME": "DATETIME(6)", "TIME": "TIME(6)"}
@@ -219,12 +230,14 @@ class PeeweeStorage:
         first, second = sorted(
             (relation, relation.reverse), key=lambda r: (r.collection.name, r.name)
         )
-        name = f"{first.collection.name}_{first.name}__{second.collection.name}_{second.name}"
+        name = _identifier(
+            f"{first.collection.name}_{first.name}__{second.collection.name}_{second.name}"
+        )
         deferred = self.backend != "sqlite"
         attrs: dict[str, Any] = {
             "left": _foreign_key(
                 tables[first.collection.name],
-                column_name=f"{first.collection.name}_{first.name}",
+                column_name=_identifier(f"{first.collection.name}_{first.name}"),
                 backref="+",
                 lazy_load=False,
                 on_delete="CASCADE",
@@ -232,7 +245,7 @@ class PeeweeStorage:
             ),
             "right": _foreign_key(
                 tables[second.collection.name],
-                column_name=f"{second.collection.name}_{second.name}",
+                column_name=_identifier(f"{second.collection.name}_{second.name}"),
                 backref="+",
                 lazy_load=False,
                 on_delete="CASCADE",
@@ -244,7 +257,6 @@ class PeeweeStorage:
                 {
                     "table_name": name,
                     "primary_key": peewee.CompositeKey("left", "right"),
-                    **self._table_options(),
                 },
             ),
         }
@@ -256,7 +268,7 @@ class PeeweeStorage:
         """The join table's (this side, other side) columns for ``relation``."""
         join = self._joins[(relation.collection.name, relation.name)]
         first = join._backo_sides[0]  # type: ignore[attr-defined]
-        if first is relation:
+        if (first.collection.name, first.name) == (relation.collection.name, relation.name):
             return join.left, join.right
         return join.right, join.left
 
@@ -272,13 +284,24 @@ class PeeweeStorage:
                 existing = set(self.db.get_tables())
                 models = list(self._tables.values()) + list(dict.fromkeys(self._joins.values()))
                 created = [m for m in models if m._meta.table_name not in existing]
+                settings = self._table_settings()
                 for table in created:
+                    table._meta.table_settings = settings
                     table.create_table(safe=True)
                 if self.backend != "sqlite":
                     for table in created:
                         for field in table._meta.refs:
                             table._schema.create_foreign_key(field)
             self._tables_ready = True
+
+    def _table_settings(self) -> list[str]:
+        if self.backend != "mysql":
+            return []
+        # A binary collation that does not pad: strings compare exactly, trailing
+        # spaces included, as on SQLite and PostgreSQL.
+        (version,) = self.db.execute_sql("SELECT VERSION()").fetchone()
+        collation = "utf8mb4_nopad_bin" if "mariadb" in version.lower() else "utf8mb4_0900_bin"
+        return [f"DEFAULT CHARSET=utf8mb4 COLLATE={collation}"]
 
     def drop_tables(self) -> None:
         """Drop every table of the model (for tests and scripts)."""
@@ -406,32 +429,52 @@ class PeeweeStorage:
         # Nulls sort last ascending and first descending, the same on every backend.
         return column.desc(nulls="FIRST") if key.descending else column.asc(nulls="LAST")
 
-    def fetch(self, collection: Collection, ids: Iterable[int]) -> list[dict[str, Any]]:
-        """Rows of ``collection`` with these ids, by id."""
+    def fetch(
+        self, collection: Collection, ids: Iterable[int], *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of ``collection`` with these ids, by id (at most ``limit`` of them)."""
         table = self.table(collection)
         rows: list[dict[str, Any]] = []
         for chunk in _chunks(sorted(set(ids))):
             query = table.select(*self._columns(collection)).where(table.id.in_(chunk))
-            rows.extend(query.order_by(table.id).dicts())
+            query = query.order_by(table.id)
+            if limit is not None:
+                query = query.limit(limit - len(rows))
+            rows.extend(query.dicts())
+            if limit is not None and len(rows) >= limit:
+                break
         return rows
 
-    def existing_ids(self, collection: Collection, ids: Iterable[int]) -> set[int]:
+    def existing_ids(
+        self, collection: Collection, ids: Iterable[int], *, lock: bool = False
+    ) -> set[int]:
+        """Which of ``ids`` exist; ``lock`` also locks those rows until the transaction ends.
+
+        A write locks the objects it reads before writing, so concurrent writes of
+        the same objects run one after the other (SQLite's write lock already does).
+        """
         table = self.table(collection)
         found: set[int] = set()
         for chunk in _chunks(sorted(set(ids))):
-            found.update(
-                row for (row,) in table.select(table.id).where(table.id.in_(chunk)).tuples()
-            )
+            query = table.select(table.id).where(table.id.in_(chunk)).order_by(table.id)
+            if lock and self.backend != "sqlite":
+                query = query.for_update()
+            found.update(row for (row,) in query.tuples())
         return found
 
     def links(
-        self, relation: RelationInfo, ids: Iterable[int], *, with_rows: bool = False
+        self,
+        relation: RelationInfo,
+        ids: Iterable[int],
+        *,
+        with_rows: bool = False,
+        limit: int | None = None,
     ) -> list[tuple[int, int, dict[str, Any] | None]]:
         """``(owner id, related id, related row or None)`` for owners ``ids``.
 
-        Ordered by related id. For an ``fk_here`` relation the related id is the
-        owner's own column; the others are read from the target table or the
-        join table in one statement per chunk of ids.
+        Ordered by related id, at most ``limit`` of them. For an ``fk_here``
+        relation the related id is the owner's own column; the others are read
+        from the target table or the join table in one statement per chunk of ids.
         """
         ids = sorted(set(ids))
         target = self.table(relation.target)
@@ -463,9 +506,13 @@ class PeeweeStorage:
                     .where(mine.in_(chunk))
                     .order_by(target.id)
                 )
+            if limit is not None:
+                query = query.limit(limit - len(result))
             for row in query.dicts():
                 owner = row.pop("_owner")
                 result.append((owner, row["id"], row if with_rows else None))
+            if limit is not None and len(result) >= limit:
+                break
         return result
 
     # -- writing --------------------------------------------------------------
@@ -549,6 +596,13 @@ class PeeweeStorage:
         return self._serializers[collection.name]
 
 
+def _identifier(name: str, limit: int = 60) -> str:
+    """``name``, shortened with a hash suffix to fit every backend's identifiers."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 9]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
 def _attr(name: str) -> str:
     """The model attribute of field ``name``: prefixed, so no field name can shadow
     a peewee ``Model`` attribute (``select``, ``save``, ``delete`` ...)."""
@@ -567,6 +621,15 @@ def _serializer(field: ma.Field) -> Callable[[Any], Any]:
     plain = (ma.String, ma.Integer, ma.Boolean)
     if type(field) in plain or (type(field) is ma.Float and not field.as_string):
         return _identity
+
+    if isinstance(field, ma.AwareDateTime):
+        # Stored as naive UTC: say so, so the value reads back as it was written.
+        def serialize_aware(value: Any) -> Any:
+            if value is None:
+                return None
+            return field._serialize(value.replace(tzinfo=dt.UTC), field.name, None)
+
+        return serialize_aware
 
     def serialize(value: Any) -> Any:
         return None if value is None else field._serialize(value, field.name, None)
@@ -616,21 +679,43 @@ def _sqlite_pragmas(db: Any, extra: dict[str, Any] | None = None) -> None:
         db.execute_sql("PRAGMA foreign_keys = 1")
 
 
+#: Driver error codes of a transaction the database aborted to break a deadlock or
+#: a serialization conflict: running it again is expected to succeed.
+_RETRYABLE = {"40001", "40P01", 1205, 1213}
+
+
+def _driver_code(exc: peewee.PeeweeException) -> Any:
+    original = exc.args[0] if exc.args else None
+    code = getattr(original, "pgcode", None)
+    if code is None and isinstance(original, Exception) and original.args:
+        code = original.args[0]
+    return code
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
 @contextmanager
 def _translate_errors() -> Iterator[None]:
+    """Turn peewee's exceptions into backo_restful's (``raise ... from``)."""
     try:
         yield
     except peewee.IntegrityError as exc:
         raise Conflict(
             "The change violates a constraint of the database.",
-            {"reason": str(exc).splitlines()[0][:300]},
+            {"reason": _reason(exc)},
             code="CONSTRAINT_VIOLATION",
         ) from exc
     except peewee.DataError as exc:
         raise BadRequest(
             "A value does not fit its database column.",
-            {"reason": str(exc).splitlines()[0][:300]},
+            {"reason": _reason(exc)},
             code="INVALID_VALUE",
         ) from exc
     except peewee.OperationalError as exc:
-        raise StorageError(str(exc).splitlines()[0][:300] or None) from exc
+        if _driver_code(exc) in _RETRYABLE:
+            raise StorageConflict(_reason(exc)) from exc
+        raise StorageUnavailable(_reason(exc)) from exc
+    except (peewee.DatabaseError, peewee.InterfaceError) as exc:
+        raise StorageError(_reason(exc)) from exc

@@ -141,7 +141,7 @@ kinds = DataModel("kinds")
 class Thing(Schema):
     name = fields.String(required=True)
     code = fields.String()
-    count = fields.Integer(load_default=0)
+    quantity = fields.Integer(load_default=0)
     ratio = fields.Float()
     active = fields.Boolean()
     seen_at = fields.DateTime()
@@ -169,4 +169,24 @@ class Order(Schema):
     )
     friend_of = RefsList(
         "order", reverse="friends", on_delete=DeleteStrategy.UNLINK_REFERENCED_ITEMS
+    )
+
+
+# -- long names (identifiers are bounded on every backend) and aware datetimes -----------
+
+long_names = DataModel("long_names")
+
+
+@long_names.collection("organisation_with_a_long_name")
+class Organisation(Schema):
+    administrators_of_this_organisation = RefsList(
+        "user_account_with_a_long_name", reverse="administered_organisations_of_user"
+    )
+
+
+@long_names.collection("user_account_with_a_long_name")
+class UserAccount(Schema):
+    at = fields.AwareDateTime()
+    administered_organisations_of_user = RefsList(
+        "organisation_with_a_long_name", reverse="administrators_of_this_organisation"
     )

@@ -467,11 +467,11 @@ def test_many_to_many_links_both_sides(library: Any) -> None:
 
 
 def test_put_replaces_the_whole_object(kinds: Any, cookies: Any) -> None:
-    ok(kinds.post("thing", {"name": "a", "code": "c", "count": 5, "active": True}), 201)
+    ok(kinds.post("thing", {"name": "a", "code": "c", "quantity": 5, "active": True}), 201)
     body = ok(kinds.put("thing", 1, {"name": "b"}))
     assert body["name"] == "b"
     assert body["code"] is None and body["active"] is None
-    assert body["count"] == 0  # back to its default
+    assert body["quantity"] == 0  # back to its default
     seed_cookies(cookies)
     assert ok(cookies.put("jar", 1, {"name": "bare"})) == {"id": 1, "name": "bare", "cookies": []}
     assert ok(cookies.get("cookie", 1))["jar"] is None
@@ -488,9 +488,9 @@ def test_put_creates_at_a_free_id_and_post_never_collides(cookies: Any) -> None:
 
 
 def test_patch_changes_only_given_fields(kinds: Any) -> None:
-    ok(kinds.post("thing", {"name": "a", "code": "c", "count": 5}), 201)
+    ok(kinds.post("thing", {"name": "a", "code": "c", "quantity": 5}), 201)
     body = ok(kinds.patch("thing", 1, {"code": "z"}))
-    assert (body["name"], body["code"], body["count"]) == ("a", "z", 5)
+    assert (body["name"], body["code"], body["quantity"]) == ("a", "z", 5)
     error(kinds.patch("thing", 2, {"code": "z"}), 404, "OBJECT_DOES_NOT_EXIST")
 
 
@@ -588,7 +588,7 @@ def test_scalar_types_round_trip(kinds: Any) -> None:
     data = {
         "name": "n",
         "code": "ünïcødé ✓",
-        "count": -3,
+        "quantity": -3,
         "ratio": 0.25,
         "active": False,
         "seen_at": "2024-05-06T07:08:09.123456",

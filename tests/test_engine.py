@@ -190,3 +190,44 @@ def test_deep_expansion_of_nothing_costs_nothing(cookies: Engine, database: Any)
     database.count()
     assert cookies.get("jar", depth=60) == ([{"id": 1, "name": None, "cookies": []}], 200)
     assert database.count("SELECT") == 2
+
+
+def test_a_write_the_database_aborts_is_run_again(cookies: Engine, monkeypatch: Any) -> None:
+    from backo_restful.exceptions import StorageConflict
+
+    storage = cookies.storage
+    real_insert = storage.insert
+    calls: list[int] = []
+
+    def flaky_insert(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) < 3:
+            raise StorageConflict("deadlock detected")
+        return real_insert(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "insert", flaky_insert)
+    assert cookies.post("jar", {"name": "third time"})[1] == 201
+    assert len(calls) == 3
+    assert [j["name"] for j in cookies.get("jar")[0]] == ["third time"]
+    calls.clear()
+    monkeypatch.setattr(
+        storage,
+        "insert",
+        lambda *a, **k: (_ for _ in ()).throw(StorageConflict("deadlock detected")),
+    )
+    with pytest.raises(StorageConflict):
+        cookies.post("jar", {"name": "never"})
+    assert [j["name"] for j in cookies.get("jar")[0]] == ["third time"]
+
+
+def test_database_errors_never_reach_callers_raw(cookies: Engine, monkeypatch: Any) -> None:
+    from backo_restful.exceptions import StorageError
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise peewee.ProgrammingError("syntax error somewhere")
+
+    cookies.get("jar")
+    monkeypatch.setattr(cookies.storage.db, "execute_sql", broken)
+    with pytest.raises(StorageError) as caught:
+        cookies.get("jar")
+    assert caught.value.status == 500 and caught.value.code == "STORAGE_ERROR"

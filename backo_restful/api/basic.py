@@ -19,6 +19,8 @@ Response = tuple[Any, int, dict[str, str]]
 
 #: The deepest expansion a caller of this layer may ask for (``BACKO_MAX_DEPTH``).
 DEFAULT_MAX_DEPTH = 5
+#: The most objects one response of this layer may hold (``BACKO_MAX_OBJECTS``).
+DEFAULT_MAX_OBJECTS = 10_000
 
 
 def error_response(error: BackoError) -> Response:
@@ -50,8 +52,10 @@ def get(
     auth: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
 ) -> Response:
-    """:meth:`Engine.get`, with ``depth`` at most ``max_depth``."""
+    """:meth:`Engine.get`, with ``depth`` at most ``max_depth`` and at most
+    ``max_objects`` objects in the response."""
     try:
         check_count("depth", depth, maximum=max_depth, setting="BACKO_MAX_DEPTH")
     except BackoError as error:
@@ -66,6 +70,7 @@ def get(
         sort=sort,
         limit=limit,
         offset=offset,
+        max_objects=max_objects,
         auth=auth,
     )
 

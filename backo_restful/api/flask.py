@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 import flask_restful
-from flask import Flask, Response, current_app, got_request_exception, request, url_for
+from flask import Blueprint, Flask, Response, current_app, got_request_exception, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from ..engine import Engine, default_engine
@@ -23,7 +23,10 @@ from ..query import parse_args
 from . import basic
 
 #: Flask config keys read by :meth:`Api.init_app`, with their defaults.
-CONFIG_DEFAULTS = {"BACKO_MAX_DEPTH": basic.DEFAULT_MAX_DEPTH}
+CONFIG_DEFAULTS = {
+    "BACKO_MAX_DEPTH": basic.DEFAULT_MAX_DEPTH,
+    "BACKO_MAX_OBJECTS": basic.DEFAULT_MAX_OBJECTS,
+}
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
 _ITEM_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
@@ -32,7 +35,7 @@ _ITEM_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
 class Api(flask_restful.Api):
     """A ``flask_restful.Api`` that serves :class:`Resource` classes with a ``model``.
 
-    :param app: the Flask app (or blueprint), or None to call :meth:`init_app` later.
+    :param app: the Flask app or blueprint, or None to call :meth:`init_app` later.
     :param engine: the engine serving the models (the default engine if None).
     :param kwargs: passed to ``flask_restful.Api``. ``catch_all_404s`` defaults to
         True, so unknown routes get the JSON error body too.
@@ -43,15 +46,22 @@ class Api(flask_restful.Api):
         self.engine = engine
         super().__init__(app, **kwargs)
 
-    def init_app(self, app: Flask) -> None:
-        """Register the API on ``app`` and read its ``BACKO_*`` settings."""
-        for key, value in CONFIG_DEFAULTS.items():
-            app.config.setdefault(key, value)
-        app.extensions.setdefault("backo_restful", {})[id(self)] = {
-            "engine": self.engine,
-            "max_depth": app.config["BACKO_MAX_DEPTH"],
-        }
+    def init_app(self, app: Flask | Blueprint) -> None:
+        """Register the API on ``app`` (or a blueprint) and read its ``BACKO_*`` settings."""
+        if isinstance(app, Blueprint):
+            app.record_once(lambda state: self._configure(state.app))
+        else:
+            self._configure(app)
         super().init_app(app)
+
+    def _configure(self, app: Any) -> None:
+        settings = {key: app.config.get(key, default) for key, default in CONFIG_DEFAULTS.items()}
+        app.extensions.setdefault("backo_restful", {})[id(self)] = settings
+
+    def settings(self) -> dict[str, Any]:
+        """This API's ``BACKO_*`` settings, as read from the current app."""
+        state = current_app.extensions.get("backo_restful", {}).get(id(self))
+        return state if state is not None else dict(CONFIG_DEFAULTS)
 
     def add_resource(self, resource: type, *urls: str, **kwargs: Any) -> None:
         """Add ``resource``; a :class:`Resource` with a ``model`` also gets ``<url>/<id_>``."""
@@ -61,16 +71,6 @@ class Api(flask_restful.Api):
             resource_kwargs["backo_api"] = self
             kwargs["resource_class_kwargs"] = resource_kwargs
         super().add_resource(resource, *urls, **kwargs)
-
-    def settings(self) -> dict[str, Any]:
-        """This API's settings on the current app."""
-        state = current_app.extensions.get("backo_restful", {}).get(id(self))
-        if state is None:
-            return {
-                "engine": self.engine,
-                "max_depth": current_app.config.get("BACKO_MAX_DEPTH", basic.DEFAULT_MAX_DEPTH),
-            }
-        return state
 
     def handle_error(self, e: Exception) -> Response:
         """Turn any exception on the API's routes into the shared JSON error body."""
@@ -91,7 +91,7 @@ class Api(flask_restful.Api):
                     "details": {},
                 }
             }
-            allow = e.get_response().headers.get("Allow")
+            allow = _allowed_here(e)
             if allow:
                 headers["Allow"] = allow
                 body["error"]["details"]["allowed"] = [m.strip() for m in allow.split(",")]
@@ -111,6 +111,24 @@ class Api(flask_restful.Api):
         if status == 401:
             response = self.unauthorized(response)
         return response
+
+
+def _allowed_here(error: HTTPException) -> str | None:
+    """The ``Allow`` header of a 405: what the matched route really serves."""
+    allow = error.get_response().headers.get("Allow")
+    if not allow:
+        return None
+    try:
+        adapter = current_app.create_url_adapter(request)
+        rule, args = adapter.match(  # type: ignore[union-attr]
+            method=allow.split(",")[0].strip(), return_rule=True
+        )
+    except HTTPException:
+        return allow
+    view_class = getattr(current_app.view_functions.get(rule.endpoint), "view_class", None)
+    if isinstance(view_class, type) and issubclass(view_class, Resource) and view_class.model:
+        return ", ".join(_ITEM_METHODS if "id_" in args else _COLLECTION_METHODS)
+    return allow
 
 
 def _http_code(error: HTTPException) -> str:
@@ -136,8 +154,11 @@ class Resource(flask_restful.Resource):
     @property
     def engine(self) -> Engine:
         """The engine serving this resource."""
-        engine = self.backo_api.settings()["engine"] if self.backo_api else None
+        engine = self.backo_api.engine if self.backo_api else None
         return engine or default_engine()
+
+    def _settings(self) -> dict[str, Any]:
+        return self.backo_api.settings() if self.backo_api else dict(CONFIG_DEFAULTS)
 
     def _collection(self) -> Collection:
         if self.model is None:
@@ -146,11 +167,17 @@ class Resource(flask_restful.Resource):
 
     def get(self, id_: str | None = None) -> Any:
         collection = self._collection()
-        max_depth = (
-            self.backo_api.settings()["max_depth"] if self.backo_api else basic.DEFAULT_MAX_DEPTH
-        )
+        settings = self._settings()
+        max_depth = settings["BACKO_MAX_DEPTH"]
         params = parse_args(collection, request.args.lists(), max_depth=max_depth)
-        return basic.get(collection.name, id_, engine=self.engine, max_depth=max_depth, **params)
+        return basic.get(
+            collection.name,
+            id_,
+            engine=self.engine,
+            max_depth=max_depth,
+            max_objects=settings["BACKO_MAX_OBJECTS"],
+            **params,
+        )
 
     def post(self, id_: str | None = None) -> Any:
         if id_ is not None:
