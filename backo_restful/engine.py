@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from marshmallow import ValidationError
 
+from . import paging
 from .exceptions import (
     BackoError,
     BadRequest,
@@ -27,11 +28,28 @@ from .exceptions import (
     ValidationFailed,
 )
 from .model import Collection, DataModel, DeleteStrategy, NewObject, RelationInfo, check_id
-from .query import Condition, check_count, parse_filter, parse_sort
+from .paging import Page
+from .query import (
+    COUNT_MODES,
+    And,
+    Condition,
+    Node,
+    Not,
+    Or,
+    Path,
+    Selection,
+    SortKey,
+    check_count,
+    parse_fields,
+    parse_filter,
+    parse_sort,
+)
 from .storage import PeeweeStorage, to_storable
 
 Auth = Mapping[str, Any] | None
 _T = TypeVar("_T")
+
+_ID = Path((), "id", "id")
 
 #: How many times a write runs when the database keeps aborting it (deadlocks).
 WRITE_ATTEMPTS = 4
@@ -71,41 +89,155 @@ class Engine:
         id_: Any = None,
         *,
         depth: int = 1,
-        filter_: Mapping[str, Any] | None = None,
+        filter_: Mapping[str, Any] | Node | None = None,
         sort: list[str] | str | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        fields: list[str] | str | None = None,
+        after: str | None = None,
+        before: str | None = None,
         max_objects: int | None = None,
         auth: Auth = None,
     ) -> tuple[Any, int]:
         """Read one object (``id_``) or a list, expanded to ``depth``.
 
         :param depth: 0 gives ids only; n gives fields, related objects at n-1.
-        :param filter_: external field name to value; all must match.
-        :param sort: field names, ``-name`` for descending; the id breaks ties.
+        :param filter_: field paths to values or operators (``{"year": {"$gte":
+            2000}}``), with ``$and``, ``$or`` and ``$not`` groups; all must match.
+        :param sort: field paths, ``-path`` for descending; the id breaks ties.
+        :param fields: the fields to show (``["type", "jar.name"]``); the id always.
+        :param after: a cursor from :meth:`page`: the objects after it.
+        :param before: a cursor from :meth:`page`: the objects before it.
         :param max_objects: refuse (400) a response holding more objects than this.
         :raises NotFound: if ``id_`` matches no object.
         :raises BadRequest: for a bad parameter.
         """
         collection = self._collection(name)
+        if id_ is None:
+            page = self.page(
+                name, depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset,
+                fields=fields, after=after, before=before, count="none",
+                max_objects=max_objects, auth=auth,
+            )  # fmt: skip
+            return page.items, 200
         depth = check_count("depth", depth)
-        conditions = parse_filter(collection, filter_)
+        where = self._filter(collection, filter_)
+        selection = parse_fields(collection, fields)
+        id_ = self._id(collection, id_)
+        by_id = Condition(_ID, "eq", id_)
+        where = by_id if where is None else And((by_id, where))
+        budget = _Budget(None if max_objects is None else check_count("max_objects", max_objects))
+        with self.storage.transaction(write=False):
+            rows = self.storage.select(collection, where, limit=1)
+            if not rows:
+                raise NotFound(collection.name, id_)
+            return self._render(collection, rows, depth, budget, selection)[0], 200
+
+    def page(
+        self,
+        name: str,
+        *,
+        depth: int = 1,
+        filter_: Mapping[str, Any] | Node | None = None,
+        sort: list[str] | str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        fields: list[str] | str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        count: str = "exact",
+        max_objects: int | None = None,
+        auth: Auth = None,
+    ) -> Page:
+        """Read one page of a collection, with its total and the cursors around it.
+
+        Takes the arguments of :meth:`get` (without ``id_``), and:
+
+        :param count: ``"exact"`` (a ``COUNT``), ``"estimate"`` (the database's
+            statistics where it has them, else a count) or ``"none"``.
+        :raises BadRequest: for a bad parameter or cursor.
+        """
+        collection = self._collection(name)
+        depth = check_count("depth", depth)
+        where = self._filter(collection, filter_)
         keys = parse_sort(collection, sort)
+        selection = parse_fields(collection, fields)
         if limit is not None:
             limit = check_count("limit", limit)
         if offset is not None:
             offset = check_count("offset", offset)
-        if id_ is not None:
-            id_ = self._id(collection, id_)
-            conditions.append(Condition("id", "eq", id_))
+        if count not in COUNT_MODES:
+            raise BadRequest(
+                f"count must be one of {', '.join(COUNT_MODES)}.",
+                {"parameter": "count"},
+                code="INVALID_PARAMETER",
+            )
+        if sum(x is not None for x in (after, before, offset)) > 1:
+            raise BadRequest(
+                "Give at most one of after, before and offset.",
+                {"parameter": "after" if after is not None else "before"},
+                code="INVALID_PARAMETER",
+            )
+        paths = [key.path for key in keys]
+        if not any(path.field == "id" and not path.steps for path in paths):
+            paths.append(_ID)
+        cursor = after if after is not None else before
+        position = None
+        if cursor is not None:
+            parameter = "after" if after is not None else "before"
+            position = paging.decode(collection, keys, paths, cursor, parameter)
+            if after is not None and position is None:
+                raise BadRequest(
+                    "after= takes the cursor of a row.", {"parameter": "after"},
+                    code="INVALID_CURSOR",
+                )  # fmt: skip
+        reverse = before is not None
         budget = _Budget(None if max_objects is None else check_count("max_objects", max_objects))
         with self.storage.transaction(write=False):
-            rows = self.storage.select(collection, conditions, keys, limit, offset)
-            if id_ is not None:
-                if not rows:
-                    raise NotFound(collection.name, id_)
-                return self._render(collection, rows, depth, budget)[0], 200
-            return self._render(collection, rows, depth, budget), 200
+            rows = self.storage.select(
+                collection, where, keys, None if limit is None else limit + 1, offset,
+                after=position, reverse=reverse,
+            )  # fmt: skip
+            more = limit is not None and len(rows) > limit
+            rows = rows[:limit] if limit is not None else rows
+            if reverse:
+                rows.reverse()
+            total, estimated = None, False
+            if count == "estimate":
+                total = self.storage.estimate(collection, where)
+                estimated = total is not None
+            if count != "none" and total is None:
+                total = self.storage.count(collection, where)
+            items = self._render(collection, rows, depth, budget, selection)
+        if before is not None:
+            has_previous, has_next = more, before != paging.END
+        else:
+            has_previous = after is not None or bool(offset)
+            has_next = more
+        return Page(
+            items=items,
+            total=total,
+            estimated=estimated,
+            next=self._cursor(collection, keys, rows[-1]) if has_next and rows else None,
+            previous=self._cursor(collection, keys, rows[0]) if has_previous and rows else None,
+            limit=limit,
+            offset=offset,
+        )
+
+    @staticmethod
+    def _cursor(collection: Collection, keys: list[SortKey], row: dict[str, Any]) -> str:
+        values = []
+        index = 0
+        while f"_k{index}" in row:
+            values.append(row[f"_k{index}"])
+            index += 1
+        return paging.encode(collection, keys, values)
+
+    @staticmethod
+    def _filter(collection: Collection, filter_: Any) -> Node | None:
+        if isinstance(filter_, Condition | And | Or | Not):
+            return filter_
+        return parse_filter(collection, filter_)
 
     def post(self, name: str, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
         """Create an object from a dict, or several from a list (all or nothing).
@@ -274,17 +406,31 @@ class Engine:
         return [rendered[id_] for id_ in ids]
 
     def _render(
-        self, collection: Collection, rows: list[dict[str, Any]], depth: int, budget: _Budget
+        self,
+        collection: Collection,
+        rows: list[dict[str, Any]],
+        depth: int,
+        budget: _Budget,
+        selection: Selection | None = None,
     ) -> list[Any]:
-        """Expand ``rows`` to ``depth``: one statement per relation per level."""
+        """Expand ``rows`` to ``depth``: one statement per relation per level.
+
+        ``selection`` (from ``fields=``) names the fields to show, and inside the
+        relations it names, theirs; relations it leaves out are not read at all.
+        """
         budget.take(len(rows))
         if depth == 0 or not rows:
             return [row["id"] for row in rows]
         ids = [row["id"] for row in rows]
+        serializers, order = self._layout(collection)
+        if selection is not None:
+            serializers = [(n, f) for n, f in serializers if n in selection]
+            order = [(key, name) for key, name in order if name in selection]
         related: dict[str, dict[int, Any]] = {}
         for relation in collection.relations.values():
-            related[relation.name] = self._related(relation, rows, ids, depth, budget)
-        serializers, order = self._layout(collection)
+            if selection is None or relation.name in selection:
+                inner = None if selection is None else selection[relation.name]
+                related[relation.name] = self._related(relation, rows, ids, depth, budget, inner)
         result = []
         for row in rows:
             values: dict[str, Any] = {name: serialize(row[name]) for name, serialize in serializers}
@@ -319,6 +465,7 @@ class Engine:
         ids: list[int],
         depth: int,
         budget: _Budget,
+        selection: Selection | None,
     ) -> dict[int, Any]:
         """Owner id -> the relation's value (ids, or objects at ``depth - 1``)."""
         target = relation.target
@@ -328,14 +475,14 @@ class Engine:
                 return links
             wanted = {v for v in links.values() if v is not None}
             targets = self.storage.fetch(target, wanted, limit=budget.room())
-            shown = _by_id(targets, self._render(target, targets, depth - 1, budget))
+            shown = _by_id(targets, self._render(target, targets, depth - 1, budget, selection))
             return {owner: shown.get(value) for owner, value in links.items()}
         triples = self.storage.links(
             relation, ids, with_rows=depth > 1, limit=budget.room() if depth > 1 else None
         )
         if depth > 1:
             unique = [row for row in {rid: row for _, rid, row in triples}.values() if row]
-            shown = _by_id(unique, self._render(target, unique, depth - 1, budget))
+            shown = _by_id(unique, self._render(target, unique, depth - 1, budget, selection))
         else:
             shown = {rid: rid for _, rid, _ in triples}
         if relation.multi:
@@ -374,6 +521,7 @@ class Engine:
                 values[relation.name] = self._target_for(relation, data[relation.name], None)
             else:
                 later.append((relation, data[relation.name]))
+        self._check_unique(collection, values, id_)
         new_id = self.storage.insert(collection, values, id_)
         for relation, value in later:
             self._assign(relation, new_id, value, creating=True)
@@ -400,9 +548,30 @@ class Engine:
                 values[relation.name] = self._target_for(relation, value, id_)
             else:
                 later.append((relation, value))
+        self._check_unique(collection, values, id_)
         self.storage.update(collection, id_, values)
         for relation, value in later:
             self._assign(relation, id_, value, creating=False)
+
+    def _check_unique(
+        self, collection: Collection, values: dict[str, Any], id_: int | None
+    ) -> None:
+        """Refuse a value a unique field already holds elsewhere, naming the field.
+
+        The database's unique index still decides under concurrency (also a 409).
+        """
+        for name in collection.unique:
+            value = values.get(name)
+            if value is None:
+                continue
+            other = self.storage.taken(collection, name, value, id_)
+            if other is not None:
+                key = collection.external_name(name)
+                raise Conflict(
+                    f"{collection.name} {other} already has this {key}: it must be unique.",
+                    {"collection": collection.name, "field": key, "id": other},
+                    code="UNIQUE_VIOLATION",
+                )
 
     def _target_for(self, relation: RelationInfo, value: Any, owner: int | None) -> int | None:
         """The id an ``fk_here`` column takes for ``value`` (creating or stealing as needed)."""
@@ -637,6 +806,11 @@ def default_engine() -> Engine:
 def get(name: str, id_: Any = None, **kwargs: Any) -> tuple[Any, int]:
     """:meth:`Engine.get` on the default engine."""
     return default_engine().get(name, id_, **kwargs)
+
+
+def page(name: str, **kwargs: Any) -> Page:
+    """:meth:`Engine.page` on the default engine."""
+    return default_engine().page(name, **kwargs)
 
 
 def post(name: str, data: Any, **kwargs: Any) -> tuple[Any, int]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import marshmallow
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 from .exceptions import DeclarationError
 
@@ -246,6 +246,10 @@ class Collection:
         self.relations: dict[str, RelationInfo] = {}
         #: external (JSON) name -> internal field name
         self.by_key: dict[str, str] = {}
+        #: indexed string field -> the length its column holds
+        self.key_lengths: dict[str, int] = {}
+        #: fields whose values are unique (``metadata={"unique": True}``)
+        self.unique: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Collection {self.model.name}.{self.name}>"
@@ -282,6 +286,10 @@ class Collection:
         for name in self.scalars:
             if name in loaded:
                 loaded[name], problem = storable(loaded[name])
+                limit = self.key_lengths.get(name)
+                if problem is None and limit and isinstance(loaded[name], str):
+                    if len(loaded[name]) > limit:
+                        problem = f"Longer than maximum length {limit} (the field is indexed)."
                 if problem:
                     messages[self.external_name(name)] = [problem]
         for name, relation in self.relations.items():
@@ -299,6 +307,8 @@ class Collection:
         self.scalars.clear()
         self.relations.clear()
         self.by_key.clear()
+        self.key_lengths.clear()
+        self.unique.clear()
         self._schema = None
         for name, field in self.schema.fields.items():
             key = field.data_key or name
@@ -332,8 +342,31 @@ class Collection:
             self.by_key[key] = name
             if isinstance(field, Relation):
                 self.relations[name] = RelationInfo(self, name, field)
-            else:
-                self.scalars[name] = field
+                continue
+            self.scalars[name] = field
+            if field.metadata.get("unique"):
+                self.unique.append(name)
+            if field.metadata.get("index") or field.metadata.get("unique"):
+                if isinstance(field, _UNINDEXABLE):
+                    raise DeclarationError(
+                        f"fields.{type(field).__name__} is stored as JSON and cannot be indexed",
+                        collection=self.name,
+                        field=name,
+                    )
+                if isinstance(field, fields.String) and not isinstance(field, fields.UUID):
+                    self.key_lengths[name] = _declared_max_length(field) or KEY_LENGTH
+
+
+#: The length of an indexed string column when its field declares no maximum.
+KEY_LENGTH = 255
+_UNINDEXABLE = (fields.Dict, fields.List, fields.Tuple, fields.Nested, fields.Enum, fields.Raw)
+
+
+def _declared_max_length(field: fields.Field) -> int | None:
+    lengths = [
+        v.max for v in field.validators if isinstance(v, validate.Length) and v.max is not None
+    ]
+    return min(lengths) if lengths else None
 
 
 class DataModel:

@@ -1,9 +1,13 @@
-"""Reading parameters: filters, sort keys, paging and depth, checked and typed.
+"""The query language: filters, sort keys, sparse fields and paging, checked and typed.
 
-The engine turns ``filter_`` and ``sort`` into :class:`Condition` and
-:class:`SortKey` objects that storage compiles to SQL; :func:`parse_args` turns an
-HTTP query string into the same keyword arguments. Every unknown or malformed
+The engine turns ``filter_`` into a tree of :class:`Condition`, :class:`And`,
+:class:`Or` and :class:`Not` nodes, ``sort`` into :class:`SortKey` objects and
+``fields`` into a selection; storage compiles them to SQL. :func:`parse_args` turns
+an HTTP query string into the same keyword arguments. Every unknown or malformed
 parameter is a :class:`~backo_restful.exceptions.BadRequest` that names it.
+
+Paths name a field through relations: ``jar.name`` (through a ``Ref``),
+``cookies.type`` (through a ``RefsList``: at least one related object matches).
 """
 
 from __future__ import annotations
@@ -20,117 +24,649 @@ from marshmallow import ValidationError
 from marshmallow import fields as ma
 
 from .exceptions import BadRequest
-from .model import MAX_ID, Collection, check_id, storable
+from .model import MAX_ID, Collection, RelationInfo, check_id, storable
 
 #: Query parameters with a meaning of their own; every other one is a filter.
-RESERVED = ("depth", "sort", "limit", "offset", "filter")
+RESERVED = ("depth", "sort", "limit", "offset", "filter", "fields", "count", "after", "before")
+
+#: Filter operators. ``$ne``, ``$nin`` and ``$null`` are built from the others.
+OPERATORS = (
+    "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$null",
+    "$contains", "$icontains", "$startswith", "$re",
+)  # fmt: skip
+_STRING_OPERATORS = ("$contains", "$icontains", "$startswith", "$re")
+_ORDERING = ("$gt", "$gte", "$lt", "$lte")
+
+#: Bounds that keep one request's SQL small.
+MAX_PATH = 8
+MAX_NESTING = 16
+MAX_CONDITIONS = 100
+MAX_IN = 1000
+MAX_PATTERN = 500
 
 _JSON_STORED = (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)
 _DIGITS = re.compile(r"[0-9]+")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class Path:
+    """A field reached from a collection through zero or more relations.
+
+    ``field`` is ``"id"`` or a scalar field name of the last collection reached.
+    """
+
+    steps: tuple[RelationInfo, ...]
+    field: str
+    text: str
+
+    @property
+    def multi(self) -> bool:
+        """Does the path go through a ``RefsList`` (many values per object)?"""
+        return any(step.multi for step in self.steps)
+
+
+@dataclass(frozen=True, eq=False)
 class Condition:
-    """``field`` (an internal field name, or ``"id"``) compared with ``value`` by ``op``."""
+    """``path`` compared with ``value`` by a positive operator.
 
-    field: str
+    ``op`` is one of ``eq gt gte lt lte in notnull contains icontains startswith re``;
+    negations are :class:`Not` nodes, so a null value (or a missing related
+    object) matches ``$ne``, ``$nin`` and ``$not``.
+    """
+
+    path: Path
     op: str
-    value: Any
+    value: Any = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class And:
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Or:
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Not:
+    node: Node
+
+
+Node = Condition | And | Or | Not
+
+
+@dataclass(frozen=True, eq=False)
 class SortKey:
-    """Order by ``field`` (an internal name, or ``"id"``), descending if asked."""
+    """Order by ``path`` (through ``Ref`` fields only), descending if asked."""
 
-    field: str
+    path: Path
     descending: bool = False
 
 
-def parse_filter(
-    collection: Collection, filter_: Mapping[str, Any] | None, *, from_text: bool = False
-) -> list[Condition]:
-    """Typed equality conditions from ``{external field name: value}``.
+def _bad(message: str, code: str, **details: Any) -> BadRequest:
+    return BadRequest(message, {k: _printable(v) for k, v in details.items()}, code=code)
+
+
+def resolve_path(collection: Collection, text: Any, *, purpose: str = "filter") -> Path:
+    """The :class:`Path` written ``text`` (external names joined by dots).
+
+    :raises BadRequest: for an unknown field, or one that cannot serve ``purpose``.
+    """
+    code = "INVALID_SORT" if purpose == "sort" else "INVALID_FILTER"
+    if not isinstance(text, str) or not text:
+        raise _bad(f"Invalid field path {text!r}.", code, field=text)
+    segments = text.split(".")
+    if len(segments) > MAX_PATH:
+        raise _bad(f"Path {text!r} is longer than {MAX_PATH} fields.", code, field=text)
+    current = collection
+    steps: list[RelationInfo] = []
+    field = "id"
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "id":
+            if not last:
+                raise _bad(f"{text!r}: 'id' has no fields.", code, field=text)
+            break
+        name = current.by_key.get(segment)
+        if name is None:
+            where = f" in {text!r}" if len(segments) > 1 else ""
+            raise _bad(
+                f"Unknown field {segment!r}{where}: {current.name} has no such field.",
+                "UNKNOWN_FIELD",
+                field=text,
+                collection=current.name,
+            )
+        relation = current.relations.get(name)
+        if relation is not None:
+            steps.append(relation)
+            current = relation.target
+            continue
+        if not last:
+            raise _bad(f"{text!r}: {segment!r} is not a relation.", code, field=text)
+        if isinstance(current.scalars[name], _JSON_STORED):
+            raise _bad(
+                f"Cannot {purpose} on {text!r}: it is stored as a JSON document.", code, field=text
+            )
+        field = name
+    path = Path(tuple(steps), field, text)
+    if purpose == "sort" and path.multi:
+        raise _bad(f"Cannot sort on {text!r}: it goes through a list of objects.", code, field=text)
+    return path
+
+
+def _field_of(collection: Collection, path: Path) -> ma.Field | None:
+    if path.field == "id":
+        return None
+    owner = path.steps[-1].target if path.steps else collection
+    return owner.scalars[path.field]
+
+
+# -- filters ---------------------------------------------------------------------------
+
+
+def parse_filter(collection: Collection, filter_: Any, *, from_text: bool = False) -> Node | None:
+    """The filter tree of ``filter_`` (``{path: value}``, ``{path: {"$op": value}}``,
+    ``{"$and": [...]}``, ``{"$or": [...]}``, ``{"$not": {...}}``), all ANDed.
 
     :param from_text: the values come from a query string (all strings).
-    :raises BadRequest: for an unknown field, a field that cannot be filtered on,
-        or a value of the wrong type.
+    :raises BadRequest: for an unknown field or operator, or a value of the wrong type.
     """
     if filter_ is None:
-        return []
-    if not isinstance(filter_, Mapping):
-        raise BadRequest(
-            "The filter must be an object of field names to values.", code="INVALID_FILTER"
-        )
-    return [
-        Condition(*_filter_target(collection, key), _typed(collection, key, value, from_text))
-        for key, value in filter_.items()
-    ]
-
-
-def _filter_target(collection: Collection, key: Any) -> tuple[str, str]:
-    if key == "id":
-        return "id", "eq"
-    name = collection.by_key.get(key) if isinstance(key, str) else None
-    if name is None:
-        raise BadRequest(
-            f"Unknown field {key!r} in the filter of {collection.name}.",
-            {"field": key, "collection": collection.name},
-            code="UNKNOWN_FIELD",
-        )
-    relation = collection.relations.get(name)
-    if relation is not None and relation.multi:
-        raise BadRequest(
-            f"Cannot filter {collection.name} on the list {key!r}.",
-            {"field": key},
-            code="INVALID_FILTER",
-        )
-    field = collection.scalars.get(name)
-    if field is not None and isinstance(field, _JSON_STORED):
-        raise BadRequest(
-            f"Cannot filter {collection.name} on {key!r}: it is stored as a JSON document.",
-            {"field": key},
-            code="INVALID_FILTER",
-        )
-    return name, "eq"
-
-
-def _typed(collection: Collection, key: str, value: Any, from_text: bool) -> Any:
-    name = "id" if key == "id" else collection.by_key[key]
-    if value is None:
-        if name == "id":
-            raise _bad_value(key, value, "An id cannot be null.")
         return None
-    if name == "id" or name in collection.relations:
-        if from_text and isinstance(value, str):
-            if value == "null" and name != "id":
-                return None
-            if _DIGITS.fullmatch(value):
-                value = int(value)
+    counter = [0]
+    node = _parse_group(collection, filter_, from_text, 0, counter)
+    return node
+
+
+def _parse_group(
+    collection: Collection, filter_: Any, from_text: bool, nesting: int, counter: list[int]
+) -> Node:
+    if nesting > MAX_NESTING:
+        raise _bad(f"Filters nest deeper than {MAX_NESTING} levels.", "INVALID_FILTER")
+    if not isinstance(filter_, Mapping):
+        raise _bad(
+            "A filter must be an object of field paths to values.",
+            "INVALID_FILTER",
+            value=filter_,
+        )
+    nodes: list[Node] = []
+    for key, value in filter_.items():
+        if key in ("$and", "$or"):
+            if not isinstance(value, list) or not value:
+                raise _bad(f"{key} takes a non-empty list of filters.", "INVALID_FILTER", field=key)
+            parts = tuple(
+                _parse_group(collection, part, from_text, nesting + 1, counter) for part in value
+            )
+            nodes.append(And(parts) if key == "$and" else Or(parts))
+        elif key == "$not":
+            nodes.append(Not(_parse_group(collection, value, from_text, nesting + 1, counter)))
+        elif isinstance(key, str) and key.startswith("$"):
+            raise _bad(
+                f"Unknown operator {key!r}: use $and, $or or $not here.",
+                "UNKNOWN_OPERATOR",
+                operator=key,
+            )
+        else:
+            nodes.extend(_parse_entry(collection, key, value, from_text, counter))
+    if not nodes:
+        raise _bad("An empty filter matches nothing in particular.", "INVALID_FILTER")
+    return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+
+
+def _parse_entry(
+    collection: Collection, key: Any, value: Any, from_text: bool, counter: list[int]
+) -> list[Node]:
+    if not isinstance(key, str):
+        raise _bad(f"Invalid field path {key!r}.", "INVALID_FILTER", field=key)
+    text, _, operator = key.rpartition(".$")
+    if _:
+        operators = {"$" + operator: value}
+    elif isinstance(value, Mapping):
+        if not value or not all(isinstance(k, str) and k.startswith("$") for k in value):
+            raise _bad(
+                f'{key!r}: an object value must hold operators, e.g. {{"$gte": 1}}.',
+                "INVALID_FILTER",
+                field=key,
+            )
+        text, operators = key, dict(value)
+    else:
+        text, operators = key, {"$eq": value}
+    path = resolve_path(collection, text)
+    nodes = []
+    for op, operand in operators.items():
+        counter[0] += 1
+        if counter[0] > MAX_CONDITIONS:
+            raise _bad(f"A filter has more than {MAX_CONDITIONS} conditions.", "INVALID_FILTER")
+        nodes.append(condition(collection, path, op, operand, from_text=from_text))
+    return nodes
+
+
+def condition(
+    collection: Collection, path: Path, op: str, value: Any, *, from_text: bool = False
+) -> Node:
+    """The node for ``path op value``, with ``value`` typed by the field at ``path``."""
+    if op not in OPERATORS:
+        raise _bad(
+            f"Unknown operator {op!r} on {path.text!r}; known: {', '.join(OPERATORS)}.",
+            "UNKNOWN_OPERATOR",
+            field=path.text,
+            operator=op,
+        )
+    field = _field_of(collection, path)
+    if op == "$null":
+        flag = _boolean(path, value, from_text)
+        present = Condition(path, "notnull")
+        return Not(present) if flag else present
+    if op in ("$in", "$nin"):
+        values = _list(path, op, value, from_text)
+        typed = tuple(_typed(path, field, item, from_text, op) for item in values)
+        if any(item is None for item in typed):
+            raise _bad(
+                f"{op} on {path.text!r} cannot hold null: use $null.",
+                "INVALID_FILTER",
+                field=path.text,
+            )
+        node: Node = Condition(path, "in", typed)
+        return Not(node) if op == "$nin" else node
+    if op in _STRING_OPERATORS:
+        if not isinstance(field, ma.String):
+            raise _bad(
+                f"{op} works on text fields only, not {path.text!r}.",
+                "INVALID_FILTER",
+                field=path.text,
+                operator=op,
+            )
+        if not isinstance(value, str):
+            raise _bad(
+                f"{op} on {path.text!r} takes a string.",
+                "INVALID_FILTER",
+                field=path.text,
+                value=value,
+            )
+        text = _typed(path, field, value, True, op)
+        if op == "$re":
+            check_pattern(path, text)
+        return Condition(path, op[1:], text)
+    typed = _typed(path, field, value, from_text, op)
+    if typed is None:
+        if op in _ORDERING:
+            raise _bad(
+                f"{op} on {path.text!r} cannot compare with null.",
+                "INVALID_FILTER",
+                field=path.text,
+            )
+        present = Condition(path, "notnull")
+        return Not(present) if op == "$eq" else present
+    if op == "$ne":
+        return Not(Condition(path, "eq", typed))
+    return Condition(path, op[1:], typed)
+
+
+def _boolean(path: Path, value: Any, from_text: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if from_text and isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise _bad(
+        f"$null on {path.text!r} takes true or false.",
+        "INVALID_FILTER",
+        field=path.text,
+        value=value,
+    )
+
+
+def _list(path: Path, op: str, value: Any, from_text: bool) -> list[Any]:
+    if from_text and isinstance(value, str):
+        values: list[Any] = value.split(",") if value else []
+    elif isinstance(value, list):
+        values = value
+    else:
+        raise _bad(
+            f"{op} on {path.text!r} takes a list.", "INVALID_FILTER", field=path.text, value=value
+        )
+    if len(values) > MAX_IN:
+        raise _bad(
+            f"{op} on {path.text!r} holds more than {MAX_IN} values.",
+            "INVALID_FILTER",
+            field=path.text,
+        )
+    return values
+
+
+def _typed(path: Path, field: ma.Field | None, value: Any, from_text: bool, op: str) -> Any:
+    """``value`` converted by the field's own type (an id for ids and relations)."""
+    if value is None or (from_text and value == "null" and field is None):
+        return None
+    if isinstance(value, (dict, list)):
+        raise _bad(
+            f"{op} on {path.text!r} takes a single value.",
+            "INVALID_FILTER",
+            field=path.text,
+            value=value,
+        )
+    if field is None:
+        if from_text and isinstance(value, str) and _DIGITS.fullmatch(value) and len(value) < 25:
+            value = int(value)
         try:
             return check_id(value)
         except ValueError as exc:
-            raise _bad_value(key, value, f"Not a valid id: {exc}.") from None
-    field = collection.scalars[name]
-    if isinstance(value, (dict, list)):
-        raise _bad_value(key, value, "Expected a single value.")
+            raise _bad(
+                f"Invalid value for {path.text!r}: {exc}.",
+                "INVALID_FILTER",
+                field=path.text,
+                value=value,
+            ) from None
     typed = value
     if not isinstance(value, (dt.date, dt.time, uuid.UUID)):
         try:
-            typed = field._deserialize(value, name, None)
+            typed = field._deserialize(value, path.field, None)
         except ValidationError as exc:
-            raise _bad_value(key, value, " ".join(_flatten(exc.messages))) from None
+            reason = " ".join(_flatten(exc.messages))
+            raise _bad(
+                f"Invalid value for {path.text!r}: {reason}",
+                "INVALID_FILTER",
+                field=path.text,
+                value=value,
+            ) from None
     typed, problem = storable(typed)
     if problem:
-        raise _bad_value(key, value, problem)
+        raise _bad(
+            f"Invalid value for {path.text!r}: {problem}",
+            "INVALID_FILTER",
+            field=path.text,
+            value=value,
+        )
+    if isinstance(field, ma.UUID):
+        typed = str(typed)
     return typed
 
 
-def _bad_value(key: str, value: Any, reason: str) -> BadRequest:
-    return BadRequest(
-        f"Invalid filter value for {key!r}: {reason}",
-        {"field": key, "value": _printable(value)},
-        code="INVALID_FILTER",
-    )
+# ``$re`` takes the part of regular expression syntax that SQLite (Python's re),
+# PostgreSQL and MariaDB read alike, and nothing that can backtrack badly.
+_RE_TOKEN = re.compile(
+    r"""\\[.^$|?*+()\[\]{}\\/\-]   # an escaped metacharacter
+    | \\[dDwWsS]                  # a class shorthand
+    | \[\^?\]?(?:[^\]\\]|\\.)*\]  # a bracket expression
+    | \{\d+(?:,\d*)?\}            # a bounded repeat
+    | [.^$|?*+()]                 # an operator
+    | [^\\\[\]{}.^$|?*+()]        # a literal character
+    """,
+    re.VERBOSE,
+)
+
+
+def check_pattern(path: Path, pattern: str) -> None:
+    """Refuse a ``$re`` pattern outside the portable subset.
+
+    :raises BadRequest: naming the field and what is not allowed.
+    """
+
+    def refuse(reason: str) -> BadRequest:
+        return _bad(
+            f"Invalid $re pattern for {path.text!r}: {reason}.",
+            "INVALID_PATTERN",
+            field=path.text,
+            pattern=pattern,
+        )
+
+    if len(pattern) > MAX_PATTERN:
+        raise refuse(f"longer than {MAX_PATTERN} characters")
+    position = 0
+    depth = 0
+    quantified_group = [False]  # per open group: does it hold a quantifier?
+    previous = ""
+    for match in _RE_TOKEN.finditer(pattern):
+        if match.start() != position:
+            break
+        token = match.group()
+        position = match.end()
+        if token.startswith("[") and ("[:" in token or "[=" in token or "[." in token):
+            raise refuse("POSIX classes like [:alpha:] are not portable")
+        if token == "(":
+            if pattern.startswith("(?", match.start()):
+                raise refuse("(?...) groups are not portable")
+            depth += 1
+            quantified_group.append(False)
+        elif token == ")":
+            if depth == 0:
+                raise refuse("unbalanced parenthesis")
+            depth -= 1
+            inner = quantified_group.pop()
+            quantified_group[-1] = quantified_group[-1] or inner
+            previous = ")" + ("*" if inner else "")
+            continue
+        elif token in ("*", "+", "?") or token.startswith("{"):
+            if previous in ("", "|", "(") or previous in ("*", "+", "?") or previous[:1] == "{":
+                raise refuse("a repeat must follow something to repeat (no lazy or nested repeats)")
+            if previous == ")*":
+                raise refuse("a repeated group may not itself hold a repeat (slow to match)")
+            quantified_group[-1] = True
+        previous = token
+    if position != len(pattern):
+        raise refuse(f"{pattern[position : position + 10]!r} is not in the portable syntax")
+    if depth:
+        raise refuse("unbalanced parenthesis")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise refuse(str(exc)) from None
+
+
+# -- sort, fields, counts ------------------------------------------------------------------
+
+
+def parse_sort(collection: Collection, sort: Iterable[str] | str | None) -> list[SortKey]:
+    """Sort keys from field paths, ``-path`` for descending (``jar.name``, ``-id``).
+
+    :raises BadRequest: for an unknown field or one that cannot be sorted on.
+    """
+    if sort is None:
+        return []
+    if isinstance(sort, str):
+        sort = sort.split(",")
+    if not isinstance(sort, list | tuple):
+        raise _bad("The sort must be a list of field paths.", "INVALID_SORT", sort=sort)
+    keys: list[SortKey] = []
+    seen: set[str] = set()
+    for item in sort:
+        if not isinstance(item, str) or not item.lstrip("-"):
+            raise _bad(
+                f"Invalid sort key {item!r}: expected a field path, '-' for descending.",
+                "INVALID_SORT",
+                sort=item,
+            )
+        descending = item.startswith("-")
+        path = resolve_path(collection, item[1:] if descending else item, purpose="sort")
+        key = ".".join(step.name for step in path.steps) + "." + path.field
+        if key in seen:
+            raise _bad(f"{path.text!r} is sorted on twice.", "INVALID_SORT", field=path.text)
+        seen.add(key)
+        keys.append(SortKey(path, descending))
+    return keys
+
+
+Selection = dict[str, "Selection | None"]
+
+
+def parse_fields(collection: Collection, fields: Iterable[str] | str | None) -> Selection | None:
+    """The sparse-fields selection of ``fields`` (``type``, ``jar.name``), or None for all.
+
+    A path through a relation selects the relation and, inside its expansion,
+    the named fields. The id is always shown.
+    :raises BadRequest: for an unknown field.
+    """
+    if fields is None:
+        return None
+    if isinstance(fields, str):
+        fields = [part for part in fields.split(",") if part]
+    if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields):
+        raise _bad(
+            "'fields' must be a list of field paths.", "INVALID_PARAMETER", parameter="fields"
+        )
+    selection: Selection = {}
+    for text in fields:
+        current, node = collection, selection
+        segments = text.split(".")
+        if len(segments) > MAX_PATH:
+            raise _bad(f"Path {text!r} is too long.", "INVALID_PARAMETER", parameter="fields")
+        for index, segment in enumerate(segments):
+            if segment == "id" and index == len(segments) - 1:
+                break
+            name = current.by_key.get(segment)
+            if name is None:
+                raise _bad(
+                    f"Unknown field {segment!r} in fields={text!r}.",
+                    "UNKNOWN_FIELD",
+                    field=text,
+                    collection=current.name,
+                )
+            last = index == len(segments) - 1
+            relation = current.relations.get(name)
+            if relation is None:
+                if not last:
+                    raise _bad(
+                        f"fields={text!r}: {segment!r} is not a relation.",
+                        "INVALID_PARAMETER",
+                        parameter="fields",
+                    )
+                node[name] = None
+                break
+            if last:
+                node.setdefault(name, None)
+                break
+            child = node.get(name)
+            if child is None:
+                child = node[name] = {}
+            current, node = relation.target, child
+    return selection
+
+
+COUNT_MODES = ("exact", "estimate", "none")
+
+
+def check_count(name: str, value: Any, *, maximum: int = MAX_ID, setting: str | None = None) -> int:
+    """``value`` if it is an integer from 0 to ``maximum``.
+
+    :param setting: the server setting behind ``maximum``, named in the message.
+    :raises BadRequest: naming the parameter (and the setting, if any).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _bad(
+            f"Parameter {name!r} must be a non-negative integer.",
+            "INVALID_PARAMETER",
+            parameter=name,
+            value=value,
+        )
+    if value > maximum:
+        where = f" ({setting}={maximum})" if setting else f" ({maximum})"
+        raise BadRequest(
+            f"Parameter {name!r} is {value}, over the server's maximum{where}.",
+            {"parameter": name, "value": _printable(value), "maximum": maximum, "setting": setting},
+            code="LIMIT_EXCEEDED",
+        )
+    return value
+
+
+# -- HTTP query strings ----------------------------------------------------------------------
+
+
+def parse_args(
+    collection: Collection,
+    args: Iterable[tuple[str, list[str]]],
+    *,
+    max_depth: int | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``get`` from a query string's ``(name, values)`` pairs.
+
+    Flat filters (``?jar=1&year.$gte=2000``) and a JSON ``?filter={...}`` combine.
+    :raises BadRequest: for an unknown, repeated or malformed parameter.
+    """
+    result: dict[str, Any] = {}
+    flat: list[Node] = []
+    flat_keys: set[str] = set()
+    counter = [0]
+    for name, values in args:
+        if len(values) != 1:
+            raise _bad(
+                f"Parameter {name!r} is given {len(values)} times.",
+                "INVALID_PARAMETER",
+                parameter=name,
+            )
+        (value,) = values
+        if name in ("depth", "limit", "offset"):
+            if not _DIGITS.fullmatch(value):
+                raise _bad(
+                    f"Parameter {name!r} must be a non-negative integer, not {value[:50]!r}.",
+                    "INVALID_PARAMETER",
+                    parameter=name,
+                    value=value,
+                )
+            # Anything this long is over every maximum; don't parse thousands of digits.
+            result[name] = int(value) if len(value) <= 30 else 10**30
+            check_count(name, result[name])
+        elif name in ("sort", "fields"):
+            result[name] = [part for part in value.split(",")] if value else []
+        elif name == "count":
+            if value not in COUNT_MODES:
+                raise _bad(
+                    f"Parameter 'count' is one of {', '.join(COUNT_MODES)}.",
+                    "INVALID_PARAMETER",
+                    parameter="count",
+                    value=value,
+                )
+            result["count"] = value
+        elif name in ("after", "before"):
+            result[name] = value
+        elif name == "filter":
+            result["filter_json"] = _json_filter(value)
+        else:
+            text, dollar, operator = name.rpartition(".$")
+            path_text = text if dollar else name
+            head = path_text.split(".", 1)[0]
+            if head != "id" and head not in collection.by_key:
+                raise _bad(
+                    f"Unknown query parameter {name!r}: not one of {', '.join(RESERVED)} "
+                    f"nor a field of {collection.name}.",
+                    "UNKNOWN_PARAMETER",
+                    parameter=name,
+                )
+            path = resolve_path(collection, path_text)
+            op = "$" + operator if dollar else "$eq"
+            counter[0] += 1
+            if counter[0] > MAX_CONDITIONS:
+                raise _bad(f"More than {MAX_CONDITIONS} filters.", "INVALID_FILTER")
+            flat.append(condition(collection, path, op, value, from_text=True))
+            flat_keys.add(path_text)
+    nodes = list(flat)
+    json_filter = result.pop("filter_json", None)
+    if json_filter is not None:
+        nodes.append(_parse_group(collection, json_filter, False, 0, counter))
+    if nodes:
+        result["filter_"] = nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+    if max_depth is not None and "depth" in result:
+        check_count("depth", result["depth"], maximum=max_depth, setting="BACKO_MAX_DEPTH")
+    return result
+
+
+def _json_filter(value: str) -> Any:
+    try:
+        parsed = json.loads(value)
+    except (ValueError, RecursionError):
+        raise _bad(
+            "Parameter 'filter' is not valid JSON.", "INVALID_FILTER", parameter="filter"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise _bad(
+            "Parameter 'filter' must be a JSON object of field paths to values.",
+            "INVALID_FILTER",
+            parameter="filter",
+        )
+    return parsed
+
+
+# -- helpers -----------------------------------------------------------------------------
 
 
 def _printable(value: Any) -> Any:
@@ -150,155 +686,3 @@ def _flatten(messages: Any) -> list[str]:
     if isinstance(messages, Mapping):
         return [m for value in messages.values() for m in _flatten(value)]
     return [m for value in messages for m in _flatten(value)]
-
-
-def parse_sort(collection: Collection, sort: Iterable[str] | str | None) -> list[SortKey]:
-    """Sort keys from field names, ``-name`` for descending.
-
-    :raises BadRequest: for an unknown field or one that cannot be sorted on.
-    """
-    if sort is None:
-        return []
-    if isinstance(sort, str):
-        sort = [part for part in sort.split(",")]
-    keys: list[SortKey] = []
-    seen: set[str] = set()
-    for item in sort:
-        if not isinstance(item, str) or not item.lstrip("-"):
-            raise BadRequest(
-                f"Invalid sort key {item!r}: expected a field name, '-' for descending.",
-                {"sort": item if isinstance(item, str) else repr(item)},
-                code="INVALID_SORT",
-            )
-        descending = item.startswith("-")
-        key = item[1:] if descending else item
-        name = "id" if key == "id" else collection.by_key.get(key)
-        if name is None:
-            raise BadRequest(
-                f"Unknown field {key!r} in the sort of {collection.name}.",
-                {"field": key, "collection": collection.name},
-                code="UNKNOWN_FIELD",
-            )
-        relation = collection.relations.get(name)
-        if relation is not None and relation.storage != "fk_here":
-            raise BadRequest(
-                f"Cannot sort {collection.name} on the relation {key!r}.",
-                {"field": key},
-                code="INVALID_SORT",
-            )
-        if isinstance(collection.scalars.get(name), _JSON_STORED):
-            raise BadRequest(
-                f"Cannot sort {collection.name} on {key!r}: it is stored as a JSON document.",
-                {"field": key},
-                code="INVALID_SORT",
-            )
-        if name in seen:
-            raise BadRequest(
-                f"Field {key!r} is sorted on twice.", {"field": key}, code="INVALID_SORT"
-            )
-        seen.add(name)
-        keys.append(SortKey(name, descending))
-    return keys
-
-
-def check_count(name: str, value: Any, *, maximum: int = MAX_ID, setting: str | None = None) -> int:
-    """``value`` if it is an integer from 0 to ``maximum``.
-
-    :param setting: the server setting behind ``maximum``, named in the message.
-    :raises BadRequest: naming the parameter (and the setting, if any).
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(
-            f"Parameter {name!r} must be a non-negative integer.",
-            {"parameter": name, "value": value if isinstance(value, (int, str)) else repr(value)},
-            code="INVALID_PARAMETER",
-        )
-    if value > maximum:
-        where = f" ({setting}={maximum})" if setting else f" ({maximum})"
-        raise BadRequest(
-            f"Parameter {name!r} is {value}, over the server's maximum{where}.",
-            {"parameter": name, "value": value, "maximum": maximum, "setting": setting},
-            code="LIMIT_EXCEEDED",
-        )
-    return value
-
-
-def parse_args(
-    collection: Collection,
-    args: Iterable[tuple[str, list[str]]],
-    *,
-    max_depth: int | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments for ``get`` from a query string's ``(name, values)`` pairs.
-
-    Flat filters (``?jar=1&type=biscuit``) and a JSON ``?filter={...}`` combine.
-    :raises BadRequest: for an unknown, repeated or malformed parameter.
-    """
-    result: dict[str, Any] = {}
-    flat: dict[str, Any] = {}
-    for name, values in args:
-        if len(values) != 1:
-            raise BadRequest(
-                f"Parameter {name!r} is given {len(values)} times.",
-                {"parameter": name},
-                code="INVALID_PARAMETER",
-            )
-        (value,) = values
-        if name in ("depth", "limit", "offset"):
-            if not _DIGITS.fullmatch(value):
-                raise BadRequest(
-                    f"Parameter {name!r} must be a non-negative integer, not {value[:50]!r}.",
-                    {"parameter": name, "value": value[:50]},
-                    code="INVALID_PARAMETER",
-                )
-            # Anything this long is over every maximum; don't parse thousands of digits.
-            result[name] = int(value) if len(value) <= 30 else 10**30
-            check_count(name, result[name])
-        elif name == "sort":
-            result["sort"] = value.split(",")
-        elif name == "filter":
-            result["filter_json"] = _json_filter(value)
-        elif name == "id" or name in collection.by_key:
-            flat[name] = value
-        else:
-            raise BadRequest(
-                f"Unknown query parameter {name!r}: not one of {', '.join(RESERVED)} "
-                f"nor a field of {collection.name}.",
-                {"parameter": name},
-                code="UNKNOWN_PARAMETER",
-            )
-    filter_: dict[str, Any] = {}
-    for key, value in flat.items():
-        _filter_target(collection, key)
-        filter_[key] = _typed(collection, key, value, from_text=True)
-    json_filter = result.pop("filter_json", None)
-    if json_filter is not None:
-        both = sorted(set(flat) & set(json_filter))
-        if both:
-            raise BadRequest(
-                f"Field {both[0]!r} is filtered both in 'filter' and as a parameter.",
-                {"field": both[0]},
-                code="INVALID_FILTER",
-            )
-        filter_.update(json_filter)
-    if filter_:
-        result["filter_"] = filter_
-    if max_depth is not None and "depth" in result:
-        check_count("depth", result["depth"], maximum=max_depth, setting="BACKO_MAX_DEPTH")
-    return result
-
-
-def _json_filter(value: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(value)
-    except (ValueError, RecursionError):
-        raise BadRequest(
-            "Parameter 'filter' is not valid JSON.", {"parameter": "filter"}, code="INVALID_FILTER"
-        ) from None
-    if not isinstance(parsed, dict):
-        raise BadRequest(
-            "Parameter 'filter' must be a JSON object of field names to values.",
-            {"parameter": "filter"},
-            code="INVALID_FILTER",
-        )
-    return parsed

@@ -10,8 +10,11 @@ write; this module only turns those decisions into SQL.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
+import operator
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +33,7 @@ from .exceptions import (
     StorageUnavailable,
 )
 from .model import Collection, DataModel, RelationInfo
-from .query import Condition, SortKey
+from .query import And, Condition, Node, Not, Or, SortKey
 
 #: Ids per ``IN (...)`` list: below every backend's limit on bound parameters.
 CHUNK = 5000
@@ -166,6 +169,8 @@ class PeeweeStorage:
             column = _JSONField(**options)
         elif isinstance(field, ma.UUID):
             column = peewee.UUIDField(**options)
+        elif isinstance(field, ma.String) and name in collection.key_lengths:
+            column = peewee.CharField(max_length=collection.key_lengths[name], **options)
         elif isinstance(field, ma.String):
             column = peewee.TextField(**options)
         elif isinstance(field, ma.Boolean):
@@ -188,7 +193,9 @@ class PeeweeStorage:
                 collection=collection.name,
                 field=name,
             )
-        if self.backend == "postgresql" and isinstance(column, peewee.TextField):
+        column.index = bool(field.metadata.get("index")) and not field.metadata.get("unique")
+        column.unique = bool(field.metadata.get("unique"))
+        if self.backend == "postgresql" and isinstance(column, peewee.TextField | peewee.CharField):
             # Byte order, as on SQLite and MariaDB, whatever the database's locale.
             column.collation = '"C"'
         if mysql:
@@ -386,20 +393,35 @@ class PeeweeStorage:
     def select(
         self,
         collection: Collection,
-        conditions: Sequence[Condition] = (),
+        where: Node | None = None,
         sort: Sequence[SortKey] = (),
         limit: int | None = None,
         offset: int | None = None,
+        *,
+        after: Sequence[Any] | None = None,
+        reverse: bool = False,
     ) -> list[dict[str, Any]]:
-        """Rows of ``collection`` matching ``conditions``, in ``sort`` order then by id."""
+        """Rows of ``collection`` matching ``where``, in ``sort`` order then by id.
+
+        Each row also holds its sort-key values as ``_k0``, ``_k1``... (the id last),
+        which is what ``after`` takes: the rows strictly after that position
+        (keyset paging). ``reverse`` reads the same order backwards.
+        """
         table = self.table(collection)
-        query = table.select(*self._columns(collection))
-        for condition in conditions:
-            query = query.where(self._condition(collection, condition))
-        order = [self._sort_column(collection, key) for key in sort]
-        if not any(key.field == "id" for key in sort):
-            order.append(table.id.asc())
-        query = query.order_by(*order)
+        query, keys = self._sort_keys(collection, table.select(*self._columns(collection)), sort)
+        query = query.select_extend(*(expr.alias(f"_k{i}") for i, (expr, _) in enumerate(keys)))
+        if reverse:
+            keys = [(expr, not descending) for expr, descending in keys]
+        conditions = []
+        if where is not None:
+            conditions.append(self._where(collection, where))
+        if after is not None:
+            conditions.append(_after(keys, after))
+        if conditions:
+            query = query.where(*conditions)
+        query = query.order_by(
+            *(expr.desc(nulls="FIRST") if desc else expr.asc(nulls="LAST") for expr, desc in keys)
+        )
         if limit is not None:
             query = query.limit(limit)
         if offset:
@@ -408,26 +430,156 @@ class PeeweeStorage:
             query = query.offset(offset)
         return list(query.dicts())
 
-    def _condition(self, collection: Collection, condition: Condition) -> Any:
-        if condition.op != "eq":
-            raise BadRequest(f"Unsupported filter operator {condition.op!r}.")
-        value = condition.value
-        relation = collection.relations.get(condition.field)
-        if relation is not None and relation.storage == "fk_there":
-            # One-to-one whose key is a column of the partner's table.
-            partner = self.table(relation.target)
-            back = self.column(relation.target, relation.reverse.name)
-            own_id = self.table(collection).id
-            if value is None:
-                return own_id.not_in(partner.select(back).where(back.is_null(False)))
-            return own_id.in_(partner.select(back).where(partner.id == value))
-        column = self.column(collection, condition.field)
-        return column.is_null() if value is None else column == column.db_value(value)
+    def count(self, collection: Collection, where: Node | None = None) -> int:
+        """How many rows of ``collection`` match ``where``."""
+        table = self.table(collection)
+        query = table.select(peewee.fn.COUNT(table.id))
+        if where is not None:
+            query = query.where(self._where(collection, where))
+        return int(query.scalar() or 0)
 
-    def _sort_column(self, collection: Collection, key: SortKey) -> Any:
-        column = self.column(collection, key.field)
-        # Nulls sort last ascending and first descending, the same on every backend.
-        return column.desc(nulls="FIRST") if key.descending else column.asc(nulls="LAST")
+    def estimate(self, collection: Collection, where: Node | None = None) -> int | None:
+        """The database's own estimate of :meth:`count`, or None where it has none."""
+        table = self.table(collection)
+        name = table._meta.table_name
+        if self.backend == "postgresql":
+            if where is None:
+                cursor = self.db.execute_sql(
+                    "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (f'"{name}"',)
+                )
+                (tuples,) = cursor.fetchone() or (None,)
+                if tuples is None or tuples < 0:
+                    return None  # never analyzed: the planner's guess means nothing
+                return int(tuples)
+            query = table.select(table.id).where(self._where(collection, where))
+            sql, params = query.sql()
+            (plan,) = self.db.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
+            plan = json.loads(plan) if isinstance(plan, str) else plan
+            return int(plan[0]["Plan"]["Plan Rows"])
+        if self.backend == "mysql" and where is None:
+            cursor = self.db.execute_sql(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                (name,),
+            )
+            row = cursor.fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+        return None
+
+    def _sort_keys(
+        self, collection: Collection, query: Any, sort: Sequence[SortKey]
+    ) -> tuple[Any, list[tuple[Any, bool]]]:
+        """``query`` joined to what ``sort`` needs, and its ``(expression, descending)``
+        keys, the id last. Paths through a ``Ref`` are LEFT JOINs."""
+        table = self.table(collection)
+        joined: dict[tuple[str, ...], Any] = {}
+        keys: list[tuple[Any, bool]] = []
+        for key in sort:
+            source: Any = table
+            prefix: tuple[str, ...] = ()
+            steps = key.path.steps
+            last: RelationInfo | None = None
+            if key.path.field == "id" and steps and steps[-1].storage == "fk_here":
+                last, steps = steps[-1], steps[:-1]  # sort on the key column, no join
+            for step in steps:
+                prefix += (step.name,)
+                alias = joined.get(prefix)
+                if alias is None:
+                    alias = self.table(step.target).alias(f"j{len(joined)}")
+                    if step.storage == "fk_here":
+                        on = getattr(source, _attr(step.name)) == alias.id
+                    else:  # one-to-one, the key is in the target's table
+                        on = getattr(alias, _attr(step.reverse.name)) == source.id
+                    query = query.join_from(source, alias, peewee.JOIN.LEFT_OUTER, on=on)
+                    joined[prefix] = alias
+                source = alias
+            if last is not None:
+                column = getattr(source, _attr(last.name))
+            elif key.path.field == "id":
+                column = source.id
+            else:
+                column = getattr(source, _attr(key.path.field))
+            keys.append((column, key.descending))
+        if not any(k.path.field == "id" and not k.path.steps for k in sort):
+            keys.append((table.id, False))
+        return query, keys
+
+    def _where(self, collection: Collection, node: Node) -> Any:
+        """The SQL condition of a filter tree (every leaf is true or false, never null)."""
+        if isinstance(node, And):
+            return functools.reduce(operator.and_, (self._where(collection, n) for n in node.nodes))
+        if isinstance(node, Or):
+            return functools.reduce(operator.or_, (self._where(collection, n) for n in node.nodes))
+        if isinstance(node, Not):
+            return ~self._where(collection, node.node)
+        return self._through(collection, node.path.steps, node)
+
+    def _through(
+        self, collection: Collection, steps: tuple[RelationInfo, ...], node: Condition
+    ) -> Any:
+        """``node`` on ``collection`` when its path still has ``steps`` to go: semi-joins."""
+        table = self.table(collection)
+        if not steps:
+            if node.path.field == "id":
+                return self._leaf(table.id, node, nullable=False)
+            return self._leaf(self.column(collection, node.path.field), node, nullable=True)
+        step, rest = steps[0], steps[1:]
+        target = self.table(step.target)
+        at_id = not rest and node.path.field == "id"
+        if step.storage == "fk_here":
+            fk = self.column(collection, step.name)
+            if at_id:
+                return self._leaf(fk, node, nullable=True)
+            inner = self._through(step.target, rest, node)
+            return fk.is_null(False) & fk.in_(target.select(target.id).where(inner))
+        if step.storage == "fk_there":
+            back = self.column(step.target, step.reverse.name)
+            inner = self._through(step.target, rest, node)
+            return table.id.in_(target.select(back).where(back.is_null(False) & inner))
+        mine, theirs = self._join_columns(step)
+        if at_id:
+            return table.id.in_(mine.model.select(mine).where(self._leaf(theirs, node, False)))
+        inner = self._through(step.target, rest, node)
+        links = mine.model.select(mine).join(target, on=(theirs == target.id)).where(inner)
+        return table.id.in_(links)
+
+    def _leaf(self, column: Any, node: Condition, nullable: bool) -> Any:
+        op, value = node.op, node.value
+        if op == "notnull":
+            return column.is_null(False)
+        if op == "in":
+            if not value:
+                return peewee.SQL("1 = 0")
+            expression = column.in_([column.db_value(v) for v in value])
+        elif op in _COMPARISONS:
+            expression = _COMPARISONS[op](column, column.db_value(value))
+        elif op == "contains":
+            expression = self._position(column, value) > 0
+        elif op == "icontains":
+            expression = self._position(self._lower(column), self._lower(peewee.Value(value))) > 0
+        elif op == "startswith":
+            expression = peewee.fn.SUBSTR(column, 1, len(value)) == value
+        elif op == "re":
+            expression = column.regexp(value)
+        else:
+            raise AssertionError(f"unknown operator {op}")
+        return (column.is_null(False) & expression) if nullable else expression
+
+    def _position(self, haystack: Any, needle: Any) -> Any:
+        if self.backend == "postgresql":
+            return peewee.fn.strpos(haystack, needle)
+        if self.backend == "mysql":
+            return peewee.fn.LOCATE(needle, haystack)
+        return peewee.fn.instr(haystack, needle)
+
+    def _lower(self, value: Any) -> Any:
+        # Lower-case by Unicode rules everywhere: SQLite's lower() knows ASCII only,
+        # and PostgreSQL's follows the column's "C" collation unless told otherwise.
+        if self.backend == "sqlite":
+            return peewee.fn.backo_lower(value)
+        if self.backend == "postgresql":
+            return peewee.fn.lower(peewee.NodeList((value, peewee.SQL('COLLATE "default"'))))
+        return peewee.fn.LOWER(value)
 
     def fetch(
         self, collection: Collection, ids: Iterable[int], *, limit: int | None = None
@@ -539,6 +691,15 @@ class PeeweeStorage:
             self.db.execute_sql(
                 f"SELECT setval(%s, GREATEST(%s, last_value)) FROM {sequence}", (sequence, id_)
             )
+
+    def taken(self, collection: Collection, name: str, value: Any, id_: int | None) -> int | None:
+        """The id of another row whose field ``name`` holds ``value``, if any."""
+        table = self.table(collection)
+        column = self.column(collection, name)
+        query = table.select(table.id).where(column == column.db_value(value))
+        if id_ is not None:
+            query = query.where(table.id != id_)
+        return query.limit(1).scalar()
 
     def update(self, collection: Collection, id_: int, values: dict[str, Any]) -> None:
         if values:
@@ -655,6 +816,50 @@ def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
         yield ids[start : start + CHUNK]
 
 
+_COMPARISONS = {
+    "eq": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
+def _after(keys: Sequence[tuple[Any, bool]], values: Sequence[Any]) -> Any:
+    """Rows strictly after ``values`` in the order of ``keys`` (nulls last ascending,
+    first descending): an OR, over each key, of "equal so far, then after"."""
+    if len(values) != len(keys):
+        raise BadRequest("The cursor does not match this sort.", code="INVALID_CURSOR")
+    clauses = []
+    equal: list[Any] = []
+    for (expression, descending), value in zip(keys, values, strict=True):
+        if value is None:
+            after = expression.is_null(False) if descending else None
+        elif descending:
+            after = expression < value
+        else:
+            after = (expression > value) | expression.is_null()
+        if after is not None:
+            clauses.append(functools.reduce(operator.and_, [*equal, after]))
+        equal.append(expression.is_null() if value is None else expression == value)
+    if not clauses:
+        return peewee.SQL("1 = 0")
+    return functools.reduce(operator.or_, clauses)
+
+
+def _regexp(pattern: str, value: Any) -> bool:
+    return value is not None and _compiled(pattern).search(value) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _database_from_url(url: str) -> peewee.Database:
     if url.startswith("sqlite:") and url.rstrip("/").endswith((":memory:", "sqlite:")):
         # One shared in-memory database for every thread (access is serialized).
@@ -669,7 +874,10 @@ def _database_from_url(url: str) -> peewee.Database:
 
 
 def _sqlite_pragmas(db: Any, extra: dict[str, Any] | None = None) -> None:
-    """Turn on foreign keys and a busy timeout for every connection of ``db``."""
+    """Turn on foreign keys and a busy timeout for every connection of ``db``, and
+    give it the functions that filters use."""
+    db.register_function(_regexp, "regexp", 2, deterministic=True)
+    db.register_function(_lower, "backo_lower", 1, deterministic=True)
     pragmas = dict(db._pragmas or ())
     pragmas.update(extra or {})
     pragmas["foreign_keys"] = 1

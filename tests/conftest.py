@@ -240,8 +240,8 @@ class HttpClient:
         for key, value in params.items():
             if key == "filter_":
                 query["filter"] = json.dumps(value)
-            elif key == "sort":
-                query["sort"] = ",".join(value) if isinstance(value, list) else value
+            elif key in ("sort", "fields"):
+                query[key] = ",".join(value) if isinstance(value, list) else value
             else:
                 query[key] = str(value)
         return self._result(self.http.get(self._url(name, id_), query_string=query))

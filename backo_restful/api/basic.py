@@ -8,17 +8,21 @@ installed by :func:`backo_restful.setup` when omitted). A
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..engine import Engine, default_engine
 from ..exceptions import BackoError, MethodNotAllowed
-from ..query import check_count
+from ..paging import link_header
+from ..query import Node, check_count
 
 Response = tuple[Any, int, dict[str, str]]
 
 #: The deepest expansion a caller of this layer may ask for (``BACKO_MAX_DEPTH``).
 DEFAULT_MAX_DEPTH = 5
+#: The largest page of this layer, and its size when none is asked (``BACKO_MAX_LIMIT``).
+DEFAULT_MAX_LIMIT = 1000
 #: The most objects one response of this layer may hold (``BACKO_MAX_OBJECTS``).
 DEFAULT_MAX_OBJECTS = 10_000
 
@@ -45,34 +49,72 @@ def get(
     id_: Any = None,
     *,
     depth: int = 1,
-    filter_: Mapping[str, Any] | None = None,
+    filter_: Mapping[str, Any] | Node | None = None,
     sort: list[str] | str | None = None,
     limit: int | None = None,
     offset: int | None = None,
+    fields: list[str] | str | None = None,
+    after: str | None = None,
+    before: str | None = None,
+    count: str = "exact",
     auth: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    max_limit: int = DEFAULT_MAX_LIMIT,
     max_objects: int = DEFAULT_MAX_OBJECTS,
+    url: str = "",
+    query: Mapping[str, Any] | None = None,
 ) -> Response:
-    """:meth:`Engine.get`, with ``depth`` at most ``max_depth`` and at most
-    ``max_objects`` objects in the response."""
+    """:meth:`Engine.get` within the server limits, with paging headers on lists.
+
+    A list is one page: ``limit`` defaults to ``max_limit``; the headers carry
+    ``X-Total-Count`` (unless ``count="none"``) and a ``Link`` to the first,
+    previous, next and last pages.
+
+    :param url: the collection's URL, for the links (relative links if empty).
+    :param query: the request's other parameters, for the links (built from the
+        arguments if None).
+    """
     try:
         check_count("depth", depth, maximum=max_depth, setting="BACKO_MAX_DEPTH")
+        if id_ is not None:
+            return _call(
+                engine, "get", name, id_, depth=depth, filter_=filter_, fields=fields,
+                max_objects=max_objects, auth=auth,
+            )  # fmt: skip
+        if limit is None:
+            limit = max_limit
+        check_count("limit", limit, maximum=max_limit, setting="BACKO_MAX_LIMIT")
+        page = (engine or default_engine()).page(
+            name, depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset,
+            fields=fields, after=after, before=before, count=count,
+            max_objects=max_objects, auth=auth,
+        )  # fmt: skip
     except BackoError as error:
         return error_response(error)
-    return _call(
-        engine,
-        "get",
-        name,
-        id_,
-        depth=depth,
-        filter_=filter_,
-        sort=sort,
-        limit=limit,
-        offset=offset,
-        max_objects=max_objects,
-        auth=auth,
-    )
+    headers: dict[str, str] = {}
+    if page.total is not None:
+        headers["X-Total-Count"] = str(page.total)
+        headers["X-Total-Count-Method"] = "estimate" if page.estimated else "exact"
+    if query is None:
+        query = _query(depth, filter_, sort, fields, count)
+    headers["Link"] = link_header(url, query, page, cursor_mode=offset is None)
+    return page.items, 200, headers
+
+
+def _query(depth: int, filter_: Any, sort: Any, fields: Any, count: str) -> dict[str, Any]:
+    """The query parameters that ask again for what these arguments asked."""
+    query: dict[str, Any] = {}
+    if depth != 1:
+        query["depth"] = depth
+    if isinstance(filter_, Mapping):
+        query["filter"] = json.dumps(filter_, separators=(",", ":"), default=str)
+    for name, value in (("sort", sort), ("fields", fields)):
+        if value is not None:
+            query[name] = value if isinstance(value, str) else ",".join(value)
+    if count != "exact":
+        query["count"] = count
+    return query
 
 
 def post(

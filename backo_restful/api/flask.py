@@ -25,6 +25,7 @@ from . import basic
 #: Flask config keys read by :meth:`Api.init_app`, with their defaults.
 CONFIG_DEFAULTS = {
     "BACKO_MAX_DEPTH": basic.DEFAULT_MAX_DEPTH,
+    "BACKO_MAX_LIMIT": basic.DEFAULT_MAX_LIMIT,
     "BACKO_MAX_OBJECTS": basic.DEFAULT_MAX_OBJECTS,
 }
 
@@ -175,7 +176,10 @@ class Resource(flask_restful.Resource):
             id_,
             engine=self.engine,
             max_depth=max_depth,
+            max_limit=settings["BACKO_MAX_LIMIT"],
             max_objects=settings["BACKO_MAX_OBJECTS"],
+            url=request.script_root + request.path,
+            query={key: value for key, value in request.args.items()},
             **params,
         )
 
