@@ -50,6 +50,8 @@ Auth = Mapping[str, Any] | None
 _T = TypeVar("_T")
 
 _ID = Path((), "id", "id")
+#: Marks a relation in an output layout.
+_RELATION = object()
 
 #: How many times a write runs when the database keeps aborting it (deadlocks).
 WRITE_ATTEMPTS = 4
@@ -76,7 +78,7 @@ class Engine:
         self.storage = storage
         model.freeze()
         self._delete_order = _delete_order(model)
-        self._layouts: dict[str, tuple[list[tuple[str, Any]], list[tuple[str, str]]]] = {}
+        self._layouts: dict[str, list[tuple[str, str, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"<Engine {self.model.name!r} on {self.storage!r}>"
@@ -224,13 +226,8 @@ class Engine:
             offset=offset,
         )
 
-    @staticmethod
-    def _cursor(collection: Collection, keys: list[SortKey], row: dict[str, Any]) -> str:
-        values = []
-        index = 0
-        while f"_k{index}" in row:
-            values.append(row[f"_k{index}"])
-            index += 1
+    def _cursor(self, collection: Collection, keys: list[SortKey], row: dict[str, Any]) -> str:
+        values = [row[name] for name in self.storage.sort_row_keys(keys)]
         return paging.encode(collection, keys, values)
 
     @staticmethod
@@ -422,10 +419,9 @@ class Engine:
         if depth == 0 or not rows:
             return [row["id"] for row in rows]
         ids = [row["id"] for row in rows]
-        serializers, order = self._layout(collection)
+        plan = self._layout(collection)
         if selection is not None:
-            serializers = [(n, f) for n, f in serializers if n in selection]
-            order = [(key, name) for key, name in order if name in selection]
+            plan = [step for step in plan if step[1] in selection]
         related: dict[str, dict[int, Any]] = {}
         for relation in collection.relations.values():
             if selection is None or relation.name in selection:
@@ -433,29 +429,37 @@ class Engine:
                 related[relation.name] = self._related(relation, rows, ids, depth, budget, inner)
         result = []
         for row in rows:
-            values: dict[str, Any] = {name: serialize(row[name]) for name, serialize in serializers}
-            for name, by_owner in related.items():
-                values[name] = by_owner[row["id"]]
-            obj = {"id": row["id"]}
-            obj.update((key, values[name]) for key, name in order)
+            id_ = row["id"]
+            obj = {"id": id_}
+            for key, name, serialize in plan:
+                if serialize is _RELATION:
+                    obj[key] = related[name][id_]
+                elif serialize is None:
+                    obj[key] = row[name]
+                else:
+                    obj[key] = serialize(row[name])
             result.append(obj)
         return result
 
-    def _layout(
-        self, collection: Collection
-    ) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
-        """The scalar serializers and ``(output key, field name)`` order of a collection."""
+    def _layout(self, collection: Collection) -> list[tuple[str, str, Any]]:
+        """``(output key, field name, serializer)`` of each shown field, in order.
+
+        The serializer is None where the stored value is already the JSON value,
+        and :data:`_RELATION` for relations.
+        """
         layout = self._layouts.get(collection.name)
         if layout is None:
-            fields = collection.schema.fields
-            shown = [name for name, field in fields.items() if not field.load_only]
-            serializers = [
-                (name, serialize)
-                for name, serialize in self.storage.serializers(collection)
-                if name in shown
-            ]
-            order = [(collection.external_name(name), name) for name in shown]
-            layout = self._layouts[collection.name] = (serializers, order)
+            serializers = dict(self.storage.serializers(collection))
+            layout = []
+            for name, field in collection.schema.fields.items():
+                if field.load_only:
+                    continue
+                if name in collection.relations:
+                    serialize: Any = _RELATION
+                else:
+                    serialize = serializers[name]
+                layout.append((collection.external_name(name), name, serialize))
+            self._layouts[collection.name] = layout
         return layout
 
     def _related(

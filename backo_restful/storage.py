@@ -87,6 +87,7 @@ class PeeweeStorage:
     """
 
     def __init__(self, db: peewee.Database | str) -> None:
+        from_url = isinstance(db, str)
         if isinstance(db, str):
             db = _database_from_url(db)
         if not isinstance(db, peewee.Database):
@@ -103,10 +104,13 @@ class PeeweeStorage:
         self._serial = threading.RLock() if self._memory else None
         self._schema_lock = threading.Lock()
         self._tables_ready = False
+        # A database opened from a URL is ours to tune: WAL lets readers run beside
+        # the writer (set once, it stays with the file).
+        self._wal = isinstance(db, peewee.SqliteDatabase) and not self._memory and from_url
         self._model: DataModel | None = None
         self._tables: dict[str, Any] = {}
         self._joins: dict[tuple[str, str], Any] = {}
-        self._serializers: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
+        self._serializers: dict[str, list[tuple[str, Callable[[Any], Any] | None]]] = {}
         if self.backend == "sqlite":
             _sqlite_pragmas(db)  # type: ignore[arg-type]
 
@@ -288,6 +292,8 @@ class PeeweeStorage:
             if self._model is None:
                 raise StorageError("the storage is not attached to a data model")
             with self._connection():
+                if self._wal:
+                    self.db.execute_sql("PRAGMA journal_mode = wal")
                 existing = set(self.db.get_tables())
                 models = list(self._tables.values()) + list(dict.fromkeys(self._joins.values()))
                 created = [m for m in models if m._meta.table_name not in existing]
@@ -403,13 +409,20 @@ class PeeweeStorage:
     ) -> list[dict[str, Any]]:
         """Rows of ``collection`` matching ``where``, in ``sort`` order then by id.
 
-        Each row also holds its sort-key values as ``_k0``, ``_k1``... (the id last),
-        which is what ``after`` takes: the rows strictly after that position
-        (keyset paging). ``reverse`` reads the same order backwards.
+        Each row also holds the values of sort keys read through joins, under the
+        names :meth:`sort_row_keys` gives. ``after`` takes a row's sort-key values
+        (the id last): the rows strictly after that position (keyset paging).
+        ``reverse`` reads the same order backwards.
         """
         table = self.table(collection)
         query, keys = self._sort_keys(collection, table.select(*self._columns(collection)), sort)
-        query = query.select_extend(*(expr.alias(f"_k{i}") for i, (expr, _) in enumerate(keys)))
+        joined = [
+            expr.alias(name)
+            for name, (expr, _) in zip(self.sort_row_keys(sort), keys, strict=True)
+            if name.startswith("_k")
+        ]
+        if joined:
+            query = query.select_extend(*joined)
         if reverse:
             keys = [(expr, not descending) for expr, descending in keys]
         conditions = []
@@ -419,9 +432,7 @@ class PeeweeStorage:
             conditions.append(_after(keys, after))
         if conditions:
             query = query.where(*conditions)
-        query = query.order_by(
-            *(expr.desc(nulls="FIRST") if desc else expr.asc(nulls="LAST") for expr, desc in keys)
-        )
+        query = query.order_by(*(self._ordering(expr, desc, table) for expr, desc in keys))
         if limit is not None:
             query = query.limit(limit)
         if offset:
@@ -429,6 +440,31 @@ class PeeweeStorage:
                 query = query.limit(_BIGINT_MAX)  # MySQL has no OFFSET without LIMIT
             query = query.offset(offset)
         return list(query.dicts())
+
+    def _ordering(self, expression: Any, descending: bool, table: Any) -> Any:
+        # Nulls go last ascending and first descending. That is PostgreSQL's own
+        # order, and the table's id is never null: no NULLS clause there, so
+        # indexes serve the order.
+        plain = self.backend == "postgresql" or expression is table.id
+        if descending:
+            return expression.desc() if plain else expression.desc(nulls="FIRST")
+        return expression.asc() if plain else expression.asc(nulls="LAST")
+
+    @staticmethod
+    def sort_row_keys(sort: Sequence[SortKey]) -> list[str]:
+        """Where a row of :meth:`select` holds each sort-key value (the id last)."""
+        names = []
+        for index, key in enumerate(sort):
+            steps = key.path.steps
+            if not steps:
+                names.append(key.path.field)
+            elif len(steps) == 1 and key.path.field == "id" and steps[0].storage == "fk_here":
+                names.append(steps[0].name)  # the key column, selected already
+            else:
+                names.append(f"_k{index}")
+        if not any(k.path.field == "id" and not k.path.steps for k in sort):
+            names.append("id")
+        return names
 
     def count(self, collection: Collection, where: Node | None = None) -> int:
         """How many rows of ``collection`` match ``where``."""
@@ -504,46 +540,57 @@ class PeeweeStorage:
             keys.append((table.id, False))
         return query, keys
 
-    def _where(self, collection: Collection, node: Node) -> Any:
-        """The SQL condition of a filter tree (every leaf is true or false, never null)."""
-        if isinstance(node, And):
-            return functools.reduce(operator.and_, (self._where(collection, n) for n in node.nodes))
-        if isinstance(node, Or):
-            return functools.reduce(operator.or_, (self._where(collection, n) for n in node.nodes))
+    def _where(self, collection: Collection, node: Node, negated: bool = False) -> Any:
+        """The SQL condition of a filter tree.
+
+        Under an odd number of ``Not`` every leaf is made two-valued (``x IS NOT
+        NULL AND ...``), so that a null value or a missing related object matches
+        the complement; elsewhere SQL's own null handling already gives that.
+        """
+        if isinstance(node, And | Or):
+            join = operator.and_ if isinstance(node, And) else operator.or_
+            return functools.reduce(join, (self._where(collection, n, negated) for n in node.nodes))
         if isinstance(node, Not):
-            return ~self._where(collection, node.node)
-        return self._through(collection, node.path.steps, node)
+            return ~self._where(collection, node.node, not negated)
+        return self._through(collection, node.path.steps, node, negated)
 
     def _through(
-        self, collection: Collection, steps: tuple[RelationInfo, ...], node: Condition
+        self,
+        collection: Collection,
+        steps: tuple[RelationInfo, ...],
+        node: Condition,
+        guard: bool,
     ) -> Any:
         """``node`` on ``collection`` when its path still has ``steps`` to go: semi-joins."""
         table = self.table(collection)
         if not steps:
             if node.path.field == "id":
-                return self._leaf(table.id, node, nullable=False)
-            return self._leaf(self.column(collection, node.path.field), node, nullable=True)
+                return self._leaf(table.id, node, guard=False)
+            return self._leaf(self.column(collection, node.path.field), node, guard=guard)
         step, rest = steps[0], steps[1:]
         target = self.table(step.target)
         at_id = not rest and node.path.field == "id"
         if step.storage == "fk_here":
             fk = self.column(collection, step.name)
             if at_id:
-                return self._leaf(fk, node, nullable=True)
-            inner = self._through(step.target, rest, node)
-            return fk.is_null(False) & fk.in_(target.select(target.id).where(inner))
+                return self._leaf(fk, node, guard=guard)
+            # Inside the subquery, null means "no match": SQL's own rule is right there.
+            inner = self._through(step.target, rest, node, False)
+            linked = fk.in_(target.select(target.id).where(inner))
+            return (fk.is_null(False) & linked) if guard else linked
         if step.storage == "fk_there":
             back = self.column(step.target, step.reverse.name)
-            inner = self._through(step.target, rest, node)
+            inner = self._through(step.target, rest, node, False)
             return table.id.in_(target.select(back).where(back.is_null(False) & inner))
         mine, theirs = self._join_columns(step)
         if at_id:
-            return table.id.in_(mine.model.select(mine).where(self._leaf(theirs, node, False)))
-        inner = self._through(step.target, rest, node)
+            query = mine.model.select(mine).where(self._leaf(theirs, node, guard=False))
+            return table.id.in_(query)
+        inner = self._through(step.target, rest, node, False)
         links = mine.model.select(mine).join(target, on=(theirs == target.id)).where(inner)
         return table.id.in_(links)
 
-    def _leaf(self, column: Any, node: Condition, nullable: bool) -> Any:
+    def _leaf(self, column: Any, node: Condition, guard: bool) -> Any:
         op, value = node.op, node.value
         if op == "notnull":
             return column.is_null(False)
@@ -563,7 +610,7 @@ class PeeweeStorage:
             expression = column.regexp(value)
         else:
             raise AssertionError(f"unknown operator {op}")
-        return (column.is_null(False) & expression) if nullable else expression
+        return (column.is_null(False) & expression) if guard else expression
 
     def _position(self, haystack: Any, needle: Any) -> Any:
         if self.backend == "postgresql":
@@ -752,8 +799,8 @@ class PeeweeStorage:
 
     # -- output ---------------------------------------------------------------
 
-    def serializers(self, collection: Collection) -> list[tuple[str, Callable[[Any], Any]]]:
-        """``(field name, value -> JSON value)`` for each scalar field of ``collection``."""
+    def serializers(self, collection: Collection) -> list[tuple[str, Callable[[Any], Any] | None]]:
+        """``(field name, value -> JSON value or None)`` for each scalar of ``collection``."""
         return self._serializers[collection.name]
 
 
@@ -775,13 +822,14 @@ def _foreign_key(target: Any, **options: Any) -> peewee.ForeignKeyField:
     return peewee.ForeignKeyField(target, **options)
 
 
-def _serializer(field: ma.Field) -> Callable[[Any], Any]:
-    """A fast ``stored value -> JSON value`` function for one marshmallow field."""
+def _serializer(field: ma.Field) -> Callable[[Any], Any] | None:
+    """A fast ``stored value -> JSON value`` function for one marshmallow field, or
+    None where the stored value is the JSON value already."""
     if isinstance(field, (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)):
-        return _identity  # stored already serialized, as JSON
+        return None  # stored already serialized, as JSON
     plain = (ma.String, ma.Integer, ma.Boolean)
     if type(field) in plain or (type(field) is ma.Float and not field.as_string):
-        return _identity
+        return None  # the stored value is the JSON value
 
     if isinstance(field, ma.AwareDateTime):
         # Stored as naive UTC: say so, so the value reads back as it was written.
@@ -796,10 +844,6 @@ def _serializer(field: ma.Field) -> Callable[[Any], Any]:
         return None if value is None else field._serialize(value, field.name, None)
 
     return serialize
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 def to_storable(field: ma.Field, value: Any) -> Any:
@@ -868,8 +912,6 @@ def _database_from_url(url: str) -> peewee.Database:
         db = connect_url(url)
     except Exception as exc:  # peewee raises RuntimeError or ValueError here
         raise DeclarationError(f"cannot use database URL {url!r}: {exc}") from exc
-    if isinstance(db, peewee.SqliteDatabase):
-        _sqlite_pragmas(db, {"journal_mode": "wal"})
     return db
 
 
