@@ -22,9 +22,9 @@ from .exceptions import DeclarationError
 MAX_ID = 2**63 - 1
 
 #: Query parameters of collection reads; no field may be named like them.
-RESERVED_NAMES = frozenset(
-    {"depth", "sort", "limit", "offset", "filter", "fields", "count", "after", "before"}
-)
+RESERVED_NAMES = (
+    "depth", "sort", "limit", "offset", "filter", "fields", "count", "after", "before",
+)  # fmt: skip
 #: The longest collection or field name (every backend accepts it in identifiers).
 MAX_NAME = 50
 

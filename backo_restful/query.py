@@ -24,10 +24,10 @@ from marshmallow import ValidationError
 from marshmallow import fields as ma
 
 from .exceptions import BadRequest
-from .model import MAX_ID, Collection, RelationInfo, check_id, storable
+from .model import MAX_ID, RESERVED_NAMES, Collection, RelationInfo, check_id, storable
 
 #: Query parameters with a meaning of their own; every other one is a filter.
-RESERVED = ("depth", "sort", "limit", "offset", "filter", "fields", "count", "after", "before")
+RESERVED = RESERVED_NAMES
 
 #: Filter operators. ``$ne``, ``$nin`` and ``$null`` are built from the others.
 OPERATORS = (
