@@ -69,7 +69,8 @@ class Path:
 class Condition:
     """``path`` compared with ``value`` by a positive operator.
 
-    ``op`` is one of ``eq gt gte lt lte in notnull contains icontains startswith re``;
+    ``op`` is one of ``eq gt gte lt lte in notnull isnull contains icontains
+    startswith re``;
     negations are :class:`Not` nodes, so a null value (or a missing related
     object) matches ``$ne``, ``$nin`` and ``$not``.
     """
@@ -256,9 +257,7 @@ def condition(
         )
     field = _field_of(collection, path)
     if op == "$null":
-        flag = _boolean(path, value, from_text)
-        present = Condition(path, "notnull")
-        return Not(present) if flag else present
+        return _null(path, _boolean(path, value, from_text))
     if op in ("$in", "$nin"):
         values = _list(path, op, value, from_text)
         typed = tuple(_typed(path, field, item, from_text, op) for item in values)
@@ -297,11 +296,22 @@ def condition(
                 "INVALID_FILTER",
                 field=path.text,
             )
-        present = Condition(path, "notnull")
-        return Not(present) if op == "$eq" else present
+        return _null(path, op == "$eq")
     if op == "$ne":
         return Not(Condition(path, "eq", typed))
     return Condition(path, op[1:], typed)
+
+
+def _null(path: Path, wanted: bool) -> Node:
+    """``path`` is (``wanted``) or is not null.
+
+    Through a ``RefsList``, "is null" means at least one related object has a
+    null there; on a single value a missing related object counts as null.
+    """
+    if wanted and path.multi:
+        return Condition(path, "isnull")
+    present = Condition(path, "notnull")
+    return Not(present) if wanted else present
 
 
 def _boolean(path: Path, value: Any, from_text: bool) -> bool:
@@ -416,6 +426,8 @@ def check_pattern(path: Path, pattern: str) -> None:
     position = 0
     depth = 0
     quantified_group = [False]  # per open group: does it hold a quantifier?
+    alternatives = [False]  # per open group: does it hold a "|"?
+    unbounded = 0
     previous = ""
     for match in _RE_TOKEN.finditer(pattern):
         if match.start() != position:
@@ -429,19 +441,30 @@ def check_pattern(path: Path, pattern: str) -> None:
                 raise refuse("(?...) groups are not portable")
             depth += 1
             quantified_group.append(False)
+            alternatives.append(False)
         elif token == ")":
             if depth == 0:
                 raise refuse("unbalanced parenthesis")
             depth -= 1
             inner = quantified_group.pop()
             quantified_group[-1] = quantified_group[-1] or inner
-            previous = ")" + ("*" if inner else "")
+            previous = ")" + ("*" if inner else "") + ("|" if alternatives.pop() else "")
             continue
+        elif token == "|":
+            alternatives[-1] = True
         elif token in ("*", "+", "?") or token.startswith("{"):
             if previous in ("", "|", "(") or previous in ("*", "+", "?") or previous[:1] == "{":
                 raise refuse("a repeat must follow something to repeat (no lazy or nested repeats)")
-            if previous == ")*":
-                raise refuse("a repeated group may not itself hold a repeat (slow to match)")
+            if previous.startswith(")") and len(previous) > 1:
+                # Both make the number of ways to match grow exponentially.
+                raise refuse("a repeated group may hold neither a repeat nor alternatives")
+            counts = [int(n) for n in re.findall(r"\d+", token)]
+            if any(n > 255 for n in counts):
+                raise refuse("repeat counts go up to 255")
+            if token in ("*", "+") or token.endswith(",}"):
+                unbounded += 1
+                if unbounded > 1:
+                    raise refuse("at most one unbounded repeat (*, + or {m,}) per pattern")
             quantified_group[-1] = True
         previous = token
     if position != len(pattern):

@@ -594,6 +594,8 @@ class PeeweeStorage:
         op, value = node.op, node.value
         if op == "notnull":
             return column.is_null(False)
+        if op == "isnull":
+            return column.is_null()
         if op == "in":
             if not value:
                 return peewee.SQL("1 = 0")
@@ -897,7 +899,8 @@ def _regexp(pattern: str, value: Any) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+    # \d, \w and \s are ASCII classes, as on PostgreSQL and MariaDB.
+    return re.compile(pattern, re.ASCII)
 
 
 def _lower(value: Any) -> Any:

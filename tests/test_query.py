@@ -128,6 +128,8 @@ def test_operators(api: Any, filter_: dict[str, Any], expected: list[int]) -> No
         ("jar", {"$not": {"cookies.type": {"$contains": "b"}}}, [3]),
         ("jar", {"cookies": 2}, [1]),
         ("jar", {"cookies": {"$null": True}}, []),
+        ("jar", {"cookies.type": None}, [3]),  # at least one cookie without a type
+        ("jar", {"cookies.type": {"$null": False}}, [1, 2]),
         ("jar", {"tags.label": "old", "cookies.year": {"$lt": 2000}}, [1]),
         ("tag", {"jars.cookies.type": "shortbread"}, [1, 2]),
         ("shelf", {"jars.cookies.jar.shelf": 1}, [1]),
@@ -151,6 +153,9 @@ def test_paths_through_relations(
         ({"year": {"$contains": "1"}}, "INVALID_FILTER", "year"),
         ({"type": {"$re": "(a+)+$"}}, "INVALID_PATTERN", "type"),
         ({"type": {"$re": "(?i)x"}}, "INVALID_PATTERN", "type"),
+        ({"type": {"$re": "(a|a)*b"}}, "INVALID_PATTERN", "type"),
+        ({"type": {"$re": ".*.*x"}}, "INVALID_PATTERN", "type"),
+        ({"type": {"$re": "a{300}"}}, "INVALID_PATTERN", "type"),
         ({"type": {"$re": "[[:alpha:]]"}}, "INVALID_PATTERN", "type"),
         ({"type": {"$re": "a\\1"}}, "INVALID_PATTERN", "type"),
         ({"type": {"$re": "(ab"}}, "INVALID_PATTERN", "type"),
@@ -375,6 +380,7 @@ def test_case_rules_hold_beyond_ascii(api: Any) -> None:
     assert ids(api.get("cookie", filter_={"type": "éclair"})) == [7]
     assert ids(api.get("cookie", filter_={"type": {"$in": ["Éclair"]}})) == [6]
     assert ids(api.get("cookie", filter_={"type": {"$re": "^é"}})) == [7]
+    assert ids(api.get("cookie", filter_={"type": {"$re": "^\\w"}})) == [1, 2, 3, 4]  # ASCII
 
 
 catalog = DataModel("catalog")
