@@ -55,6 +55,9 @@ _RELATION = object()
 
 #: How many times a write runs when the database keeps aborting it (deadlocks).
 WRITE_ATTEMPTS = 4
+#: How many matches ``count="estimate"`` counts before it stops (``BACKO_COUNT_LIMIT``).
+DEFAULT_COUNT_LIMIT = 10_000
+
 #: The largest id PUT may create: the id counters keep room above it, and every id
 #: stays exact in JavaScript clients.
 MAX_CREATED_ID = 2**53 - 1
@@ -148,6 +151,7 @@ class Engine:
         after: str | None = None,
         before: str | None = None,
         count: str = "exact",
+        count_limit: int = DEFAULT_COUNT_LIMIT,
         max_objects: int | None = None,
         auth: Auth = None,
     ) -> Page:
@@ -155,8 +159,12 @@ class Engine:
 
         Takes the arguments of :meth:`get` (without ``id_``), and:
 
-        :param count: ``"exact"`` (a ``COUNT``), ``"estimate"`` (the database's
-            statistics where it has them, else a count) or ``"none"``.
+        :param count: ``"exact"`` (a ``COUNT`` of every match), ``"estimate"`` or
+            ``"none"``. ``"estimate"`` counts up to ``count_limit`` matches, so its
+            cost is bounded: up to there the total is exact; beyond, it is the
+            database's estimate where it has one (PostgreSQL, MariaDB without a
+            filter), else ``count_limit`` as a lower bound (``total_method``
+            ``"at-least"``).
         :raises BadRequest: for a bad parameter or cursor.
         """
         collection = self._collection(name)
@@ -168,6 +176,7 @@ class Engine:
             limit = check_count("limit", limit)
         if offset is not None:
             offset = check_count("offset", offset)
+        count_limit = check_count("count_limit", count_limit)
         if count not in COUNT_MODES:
             raise BadRequest(
                 f"count must be one of {', '.join(COUNT_MODES)}.",
@@ -204,12 +213,7 @@ class Engine:
             rows = rows[:limit] if limit is not None else rows
             if reverse:
                 rows.reverse()
-            total, estimated = None, False
-            if count == "estimate":
-                total = self.storage.estimate(collection, where)
-                estimated = total is not None
-            if count != "none" and total is None:
-                total = self.storage.count(collection, where)
+            total, method = self._total(collection, where, count, count_limit)
             items = self._render(collection, rows, depth, budget, selection)
         if before is not None:
             has_previous, has_next = more, before != paging.END
@@ -219,12 +223,28 @@ class Engine:
         return Page(
             items=items,
             total=total,
-            estimated=estimated,
+            total_method=method,
             next=self._cursor(collection, keys, rows[-1]) if has_next and rows else None,
             previous=self._cursor(collection, keys, rows[0]) if has_previous and rows else None,
             limit=limit,
             offset=offset,
         )
+
+    def _total(
+        self, collection: Collection, where: Node | None, count: str, limit: int
+    ) -> tuple[int | None, str | None]:
+        """The ``(total, method)`` of a page (see :meth:`page`)."""
+        if count == "none":
+            return None, None
+        if count == "exact":
+            return self.storage.count(collection, where), "exact"
+        counted = self.storage.count(collection, where, limit=limit)
+        if counted <= limit:
+            return counted, "exact"
+        estimate = self.storage.estimate(collection, where)
+        if estimate is not None and estimate > limit:
+            return estimate, "estimate"
+        return limit, "at-least"
 
     def _cursor(self, collection: Collection, keys: list[SortKey], row: dict[str, Any]) -> str:
         values = [row[name] for name in self.storage.sort_row_keys(keys)]

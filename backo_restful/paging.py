@@ -35,14 +35,16 @@ class Page:
 
     :param items: the objects, expanded as asked.
     :param total: how many objects match (None when not counted).
-    :param estimated: ``total`` is the database's estimate, not a count.
+    :param total_method: how ``total`` was found: ``"exact"`` (counted),
+        ``"estimate"`` (the database's statistics) or ``"at-least"`` (more objects
+        match than were counted; ``total`` is a lower bound). None when not counted.
     :param next: the cursor of the page after this one (None: this is the last).
     :param previous: the cursor of the page before (None: this is the first).
     """
 
     items: list[Any]
     total: int | None = None
-    estimated: bool = False
+    total_method: str | None = None
     next: str | None = None
     previous: str | None = None
     limit: int | None = None
@@ -160,7 +162,7 @@ def link_header(base: str, query: Mapping[str, Any], page: Page, *, cursor_mode:
             links.append((url(offset=max(0, offset - limit)), "prev"))
         if page.next is not None:
             links.append((url(offset=offset + limit), "next"))
-        if page.total is not None and limit and not page.estimated:
+        if page.total is not None and limit and page.total_method == "exact":
             links.append((url(offset=max(0, (page.total - 1) // limit * limit)), "last"))
         else:
             links.append((url(before=END), "last"))

@@ -162,7 +162,16 @@ class PeeweeStorage:
         attrs: dict[str, Any] = {"id": primary_key}
         for name, field in collection.scalars.items():
             attrs[_attr(name)] = self._column(collection, name, field)
-        attrs["Meta"] = type("Meta", (), {"table_name": collection.name})
+        meta: dict[str, Any] = {"table_name": collection.name}
+        if self.backend == "postgresql":
+            # An index ends with the id, so it serves a sort on its field *and* the
+            # id tie-breaker. SQLite's and InnoDB's indexes end with it already.
+            meta["indexes"] = [
+                ((_attr(name), "id"), False)
+                for name, field in collection.scalars.items()
+                if field.metadata.get("index") and not field.metadata.get("unique")
+            ]
+        attrs["Meta"] = type("Meta", (), meta)
         return type(f"Table_{collection.name}", (base,), attrs)
 
     def _column(self, collection: Collection, name: str, field: ma.Field) -> peewee.Field:
@@ -197,7 +206,11 @@ class PeeweeStorage:
                 collection=collection.name,
                 field=name,
             )
-        column.index = bool(field.metadata.get("index")) and not field.metadata.get("unique")
+        column.index = (
+            bool(field.metadata.get("index"))
+            and not field.metadata.get("unique")
+            and self.backend != "postgresql"  # there, a (column, id) index: _build_table
+        )
         column.unique = bool(field.metadata.get("unique"))
         if self.backend == "postgresql" and isinstance(column, peewee.TextField | peewee.CharField):
             # Byte order, as on SQLite and MariaDB, whatever the database's locale.
@@ -416,6 +429,11 @@ class PeeweeStorage:
         """
         table = self.table(collection)
         query, keys = self._sort_keys(collection, table.select(*self._columns(collection)), sort)
+        # Columns the filter proves non-null need no NULLS clause: an index on the
+        # column then serves the whole order, and a cursor's position seeks it.
+        proven = [self.column(collection, name) for name in _non_null(where)]
+        non_null = [expr is table.id or any(expr is c for c in proven) for expr, _ in keys]
+        plain = [self.backend == "postgresql" or known for known in non_null]
         joined = [
             expr.alias(name)
             for name, (expr, _) in zip(self.sort_row_keys(sort), keys, strict=True)
@@ -429,10 +447,12 @@ class PeeweeStorage:
         if where is not None:
             conditions.append(self._where(collection, where))
         if after is not None:
-            conditions.append(_after(keys, after))
+            conditions.append(_after(keys, after, non_null))
         if conditions:
             query = query.where(*conditions)
-        query = query.order_by(*(self._ordering(expr, desc, table) for expr, desc in keys))
+        query = query.order_by(
+            *(_ordering(expr, desc, bare) for (expr, desc), bare in zip(keys, plain, strict=True))
+        )
         if limit is not None:
             query = query.limit(limit)
         if offset:
@@ -440,15 +460,6 @@ class PeeweeStorage:
                 query = query.limit(_BIGINT_MAX)  # MySQL has no OFFSET without LIMIT
             query = query.offset(offset)
         return list(query.dicts())
-
-    def _ordering(self, expression: Any, descending: bool, table: Any) -> Any:
-        # Nulls go last ascending and first descending. That is PostgreSQL's own
-        # order, and the table's id is never null: no NULLS clause there, so
-        # indexes serve the order.
-        plain = self.backend == "postgresql" or expression is table.id
-        if descending:
-            return expression.desc() if plain else expression.desc(nulls="FIRST")
-        return expression.asc() if plain else expression.asc(nulls="LAST")
 
     @staticmethod
     def sort_row_keys(sort: Sequence[SortKey]) -> list[str]:
@@ -466,13 +477,25 @@ class PeeweeStorage:
             names.append("id")
         return names
 
-    def count(self, collection: Collection, where: Node | None = None) -> int:
-        """How many rows of ``collection`` match ``where``."""
+    def count(
+        self, collection: Collection, where: Node | None = None, *, limit: int | None = None
+    ) -> int:
+        """How many rows of ``collection`` match ``where``.
+
+        With ``limit``, the database stops after ``limit + 1`` rows: the result is
+        exact up to ``limit``, and ``limit + 1`` means "more than ``limit``".
+        """
         table = self.table(collection)
-        query = table.select(peewee.fn.COUNT(table.id))
+        if limit is None:
+            query = table.select(peewee.fn.COUNT(table.id))
+        else:
+            query = table.select(peewee.SQL("1")).limit(limit + 1)
         if where is not None:
             query = query.where(self._where(collection, where))
-        return int(query.scalar() or 0)
+        if limit is None:
+            return int(query.scalar() or 0)
+        wrapped = peewee.Select([query.alias("_rows")], [peewee.fn.COUNT(peewee.SQL("*"))])
+        return int(wrapped.bind(self.db).scalar() or 0)
 
     def estimate(self, collection: Collection, where: Node | None = None) -> int | None:
         """The database's own estimate of :meth:`count`, or None where it has none."""
@@ -537,7 +560,9 @@ class PeeweeStorage:
                 column = getattr(source, _attr(key.path.field))
             keys.append((column, key.descending))
         if not any(k.path.field == "id" and not k.path.steps for k in sort):
-            keys.append((table.id, False))
+            # The id breaks ties in the direction of the last key, so that an index
+            # on that key (which ends with the id) serves the whole order.
+            keys.append((table.id, bool(sort) and sort[-1].descending))
         return query, keys
 
     def _where(self, collection: Collection, node: Node, negated: bool = False) -> Any:
@@ -871,18 +896,58 @@ _COMPARISONS = {
 }
 
 
-def _after(keys: Sequence[tuple[Any, bool]], values: Sequence[Any]) -> Any:
+def _ordering(expression: Any, descending: bool, plain: bool) -> Any:
+    """``expression`` in an ORDER BY: nulls last ascending and first descending.
+
+    ``plain`` leaves the NULLS clause out: for PostgreSQL, whose own order that is,
+    and for columns that hold no null here, so that an index serves the order.
+    """
+    if descending:
+        return expression.desc() if plain else expression.desc(nulls="FIRST")
+    return expression.asc() if plain else expression.asc(nulls="LAST")
+
+
+def _non_null(where: Node | None) -> set[str]:
+    """The fields of the collection itself that every row matching ``where`` holds
+    a value in: those a comparison of the top-level AND tests (a comparison is
+    never true for null; ``$ne``, ``$nin`` and ``$not`` are left out, they match it)."""
+    if where is None:
+        return set()
+    if isinstance(where, And):
+        return set().union(*(_non_null(node) for node in where.nodes))
+    if isinstance(where, Or) and where.nodes:
+        return set.intersection(*(_non_null(node) for node in where.nodes))
+    if isinstance(where, Condition) and not where.path.steps and where.op != "isnull":
+        return {where.path.field} if where.path.field != "id" else set()
+    return set()
+
+
+def _after(
+    keys: Sequence[tuple[Any, bool]], values: Sequence[Any], non_null: Sequence[bool]
+) -> Any:
     """Rows strictly after ``values`` in the order of ``keys`` (nulls last ascending,
-    first descending): an OR, over each key, of "equal so far, then after"."""
+    first descending): an OR, over each key, of "equal so far, then after".
+    ``non_null`` tells which keys hold no null in the rows read.
+
+    Where the first key's column holds no null after the position, the condition
+    also bounds that column, so that an index on it seeks the position instead of
+    scanning from the start.
+    """
     if len(values) != len(keys):
         raise BadRequest("The cursor does not match this sort.", code="INVALID_CURSOR")
+    bound = None
+    (first, descending), value = keys[0], values[0]
+    if value is not None and (descending or non_null[0]):
+        bound = first <= value if descending else first >= value
     clauses = []
     equal: list[Any] = []
-    for (expression, descending), value in zip(keys, values, strict=True):
+    for (expression, descending), value, known in zip(keys, values, non_null, strict=True):
         if value is None:
             after = expression.is_null(False) if descending else None
         elif descending:
             after = expression < value
+        elif known:
+            after = expression > value
         else:
             after = (expression > value) | expression.is_null()
         if after is not None:
@@ -890,7 +955,8 @@ def _after(keys: Sequence[tuple[Any, bool]], values: Sequence[Any]) -> Any:
         equal.append(expression.is_null() if value is None else expression == value)
     if not clauses:
         return peewee.SQL("1 = 0")
-    return functools.reduce(operator.or_, clauses)
+    after = functools.reduce(operator.or_, clauses)
+    return after if bound is None else bound & after
 
 
 def _regexp(pattern: str, value: Any) -> bool:

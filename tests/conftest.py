@@ -44,9 +44,12 @@ class Counting:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.statements: list[str] = []
+        self.executed: list[tuple[str, Any]] = []
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         self.statements.append(sql)
+        self.executed.append((sql, params))
+        del self.executed[:-20]
         return super().execute_sql(sql, params)  # type: ignore[misc]
 
     def count(self, prefix: str = "") -> int:

@@ -12,7 +12,7 @@ import pytest
 from marshmallow import fields, validate
 
 from backo_restful import DataModel, Ref, RefsList, Schema
-from tests.conftest import make_app
+from tests.conftest import BasicClient, HttpClient, make_app
 from tests.test_behaviour import error, ok
 
 shop = DataModel("shop")
@@ -174,7 +174,7 @@ def test_bad_filters(api: Any, filter_: dict[str, Any], code: str, named: str) -
 
 def test_sort_on_paths_with_nulls_and_the_id_last(api: Any) -> None:
     assert ids(api.get("cookie", sort=["jar.name"])) == [3, 1, 2, 4, 5]
-    assert ids(api.get("cookie", sort=["-jar.name"])) == [4, 5, 1, 2, 3]
+    assert ids(api.get("cookie", sort=["-jar.name"])) == [5, 4, 2, 1, 3]
     assert ids(api.get("cookie", sort=["jar.shelf.name", "-id"])) == [3, 2, 1, 5, 4]
     assert ids(api.get("cookie", sort=["-year"])) == [4, 5, 3, 2, 1]
     assert ids(api.get("jar", sort=["shelf"])) == [1, 2, 3]
@@ -459,3 +459,99 @@ def test_links_keep_the_application_root(make_engine: Any) -> None:
     client = make_app(engine).test_client()
     response = client.get("/tag?limit=1", base_url="http://localhost/api")
     assert "</api/tag?limit=1&after=" in response.headers["Link"]
+
+
+@pytest.mark.parametrize(
+    ("filter_", "sort"),
+    [
+        ({"year": {"$gte": 2000}}, ["year"]),
+        ({"year": {"$gte": 2000}}, ["-year"]),
+        ({"$or": [{"year": {"$lt": 2000}}, {"year": {"$gt": 2005}}]}, ["-year"]),
+        ({"year": {"$ne": 2010}}, ["year"]),
+        ({"year": {"$ne": 2010}}, ["-year"]),
+        ({"type": {"$contains": "e"}, "year": {"$lte": 2010}}, ["year", "-type"]),
+        ({"jar.name": "blue"}, ["-year"]),
+        ({"year": {"$null": False}}, ["year"]),
+    ],
+)
+def test_cursor_pages_walk_filtered_orders(api: Any, filter_: Any, sort: list[str]) -> None:
+    # A filter that proves a sort column non-null lets the order and the cursor
+    # bound use an index: the pages must still walk exactly the filtered order.
+    ok(api.post("cookie", [
+        {"type": f"extra{n}", "year": 2005 + n % 3, "jar": 1 + n % 2} for n in range(9)
+    ]), 201)  # fmt: skip
+    ok(api.post("cookie", [{"type": "late", "year": None}]), 201)
+    everything = ids(api.get("cookie", filter_=filter_, sort=sort))
+    assert len(everything) >= 4
+    for start, link, rel in (({}, "after", "next"), ({"before": "end"}, "before", "prev")):
+        walked: list[int] = []
+        params: dict[str, Any] = dict(start)
+        while True:
+            result = api.get("cookie", filter_=filter_, sort=sort, limit=2, **params)
+            page = ids(result)
+            walked = walked + page if rel == "next" else page + walked
+            links = parse_links(result.headers["Link"])
+            if rel not in links:
+                break
+            params = {link: links[rel][link]}
+        assert walked == everything
+
+
+def test_counts_stop_at_the_count_limit(make_engine: Any, layer: str) -> None:
+    engine = make_engine(shop)
+    if layer == "basic":
+        client: Any = BasicClient(engine)
+        get = lambda **p: client.get("cookie", count_limit=3, **p)  # noqa: E731
+    else:
+        client = HttpClient(engine, BACKO_COUNT_LIMIT=3)
+        get = lambda **p: client.get("cookie", **p)  # noqa: E731
+    ok(client.post("cookie", [{"type": "a", "year": 2000 + n} for n in range(5)]), 201)
+    small = get(filter_={"year": {"$gte": 2002}})
+    assert small.headers["X-Total-Count"] == "3"
+    assert small.headers["X-Total-Count-Method"] == "exact"
+    # More matches than the limit: a lower bound where the database has no
+    # statistics for the filter (SQLite, MariaDB), else its estimate.
+    big = get(filter_={"year": {"$gte": 2000}}, limit=2)
+    method = big.headers["X-Total-Count-Method"]
+    if method == "at-least":
+        assert big.headers["X-Total-Count"] == "3"
+    else:
+        assert method == "estimate" and int(big.headers["X-Total-Count"]) > 3
+    # Its last link is a cursor, never an offset computed from a bound.
+    assert parse_links(big.headers["Link"])["last"]["before"] == "end"
+    offset = get(filter_={"year": {"$gte": 2000}}, limit=2, offset=2)
+    assert parse_links(offset.headers["Link"])["last"].get("before") == "end"
+    exact = get(count="exact", limit=2)
+    assert (exact.headers["X-Total-Count"], exact.headers["X-Total-Count-Method"]) == ("5", "exact")
+    assert "X-Total-Count" not in get(count="none").headers
+
+
+indexed = DataModel("indexed")
+
+
+@indexed.collection("book")
+class IndexedBook(Schema):
+    title = fields.String()
+    year = fields.Integer(metadata={"index": True})
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("sort", ["-year", "year"])
+def test_an_index_serves_a_filtered_sort_and_its_cursor(make_engine: Any, sort: str) -> None:
+    # The sort of a column the filter proves non-null needs no NULLS clause, and
+    # the id follows its direction: SQLite reads the page in index order (no
+    # temporary B-tree), and a cursor seeks its position (a range on the index).
+    engine = make_engine(indexed)
+    engine.post("book", [{"title": "t", "year": 1990 + n % 20} for n in range(60)])
+    db = engine.storage.db
+    filter_ = {"year": {"$gte": 2000}}
+    page = engine.page("book", filter_=filter_, sort=sort, limit=5, count="none")
+    plans = []
+    for cursor in ({}, {"after": page.next}):
+        engine.page("book", filter_=filter_, sort=sort, limit=5, count="none", **cursor)
+        sql, params = next(s for s in reversed(db.executed) if s[0].startswith("SELECT"))
+        plan = " | ".join(row[-1] for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
+        plans.append(plan)
+    for plan in plans:
+        assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan
+    assert "year>?" in plans[1] or "year<?" in plans[1] or "year>? AND" in plans[1], plans[1]

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..engine import Engine, default_engine
+from ..engine import DEFAULT_COUNT_LIMIT, Engine, default_engine
 from ..exceptions import BackoError, MethodNotAllowed
 from ..paging import link_header
 from ..query import Node, check_count
@@ -56,20 +56,22 @@ def get(
     fields: list[str] | str | None = None,
     after: str | None = None,
     before: str | None = None,
-    count: str = "exact",
+    count: str = "estimate",
     auth: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_limit: int = DEFAULT_MAX_LIMIT,
     max_objects: int = DEFAULT_MAX_OBJECTS,
+    count_limit: int = DEFAULT_COUNT_LIMIT,
     url: str = "",
     query: Mapping[str, Any] | None = None,
 ) -> Response:
     """:meth:`Engine.get` within the server limits, with paging headers on lists.
 
     A list is one page: ``limit`` defaults to ``max_limit``; the headers carry
-    ``X-Total-Count`` (unless ``count="none"``) and a ``Link`` to the first,
-    previous, next and last pages.
+    ``X-Total-Count`` and ``X-Total-Count-Method`` (unless ``count="none"``) and a
+    ``Link`` to the first, previous, next and last pages. By default the count
+    stops at ``count_limit`` matches (see :meth:`Engine.page`).
 
     :param url: the collection's URL, for the links (relative links if empty).
     :param query: the request's other parameters, for the links (built from the
@@ -88,14 +90,14 @@ def get(
         page = (engine or default_engine()).page(
             name, depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset,
             fields=fields, after=after, before=before, count=count,
-            max_objects=max_objects, auth=auth,
+            count_limit=count_limit, max_objects=max_objects, auth=auth,
         )  # fmt: skip
     except BackoError as error:
         return error_response(error)
     headers: dict[str, str] = {}
     if page.total is not None:
         headers["X-Total-Count"] = str(page.total)
-        headers["X-Total-Count-Method"] = "estimate" if page.estimated else "exact"
+        headers["X-Total-Count-Method"] = page.total_method or "exact"
     if query is None:
         query = _query(depth, filter_, sort, fields, count)
     headers["Link"] = link_header(url, query, page, cursor_mode=offset is None)
@@ -112,7 +114,7 @@ def _query(depth: int, filter_: Any, sort: Any, fields: Any, count: str) -> dict
     for name, value in (("sort", sort), ("fields", fields)):
         if value is not None:
             query[name] = value if isinstance(value, str) else ",".join(value)
-    if count != "exact":
+    if count != "estimate":
         query["count"] = count
     return query
 

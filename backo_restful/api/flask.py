@@ -27,6 +27,7 @@ CONFIG_DEFAULTS = {
     "BACKO_MAX_DEPTH": basic.DEFAULT_MAX_DEPTH,
     "BACKO_MAX_LIMIT": basic.DEFAULT_MAX_LIMIT,
     "BACKO_MAX_OBJECTS": basic.DEFAULT_MAX_OBJECTS,
+    "BACKO_COUNT_LIMIT": basic.DEFAULT_COUNT_LIMIT,
 }
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
@@ -178,6 +179,7 @@ class Resource(flask_restful.Resource):
             max_depth=max_depth,
             max_limit=settings["BACKO_MAX_LIMIT"],
             max_objects=settings["BACKO_MAX_OBJECTS"],
+            count_limit=settings["BACKO_COUNT_LIMIT"],
             url=request.script_root + request.path,
             query={key: value for key, value in request.args.items()},
             **params,
@@ -190,7 +192,8 @@ class Resource(flask_restful.Resource):
         self._no_query_parameters()
         body, status, headers = basic.post(collection.name, _json_body(), engine=self.engine)
         if status == 201 and isinstance(body, dict):
-            headers["Location"] = self._location(body["id"])
+            # The item route is always the collection's URL + "/<id_>".
+            headers["Location"] = f"{request.script_root}{request.path.rstrip('/')}/{body['id']}"
         return body, status, headers
 
     def put(self, id_: str | None = None) -> Any:
