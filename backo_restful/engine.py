@@ -267,6 +267,10 @@ class Engine:
         loaded = self._load_many(collection, data) if many else [self._load(collection, data)]
 
         def work() -> list[Any]:
+            if not many:
+                row = self._create_alone(collection, loaded[0])
+                if row is not None:
+                    return self._render(collection, [row], 1, _Budget(None))
             ids = [self._create(collection, item) for item in loaded]
             return self._reread(collection, ids)
 
@@ -308,6 +312,17 @@ class Engine:
         loaded = self._load(collection, data, partial=True)
 
         def work() -> tuple[Any, int]:
+            if loaded and all(
+                name in collection.scalars and not collection.scalars[name].metadata.get("unique")
+                for name in loaded
+            ):
+                # Plain values only: one UPDATE that gives the row back, or finds none.
+                row = self.storage.update_returning(
+                    collection, id_, _scalar_values(collection, loaded)
+                )
+                if row is None:
+                    raise _missing(collection, {id_})
+                return self._render(collection, [row], 1, _Budget(None))[0], 200
             self._require(collection, [id_])
             self._update(collection, id_, loaded, replace=False)
             return self._reread(collection, [id_])[0], 200
@@ -409,10 +424,7 @@ class Engine:
             return
         missing = set(ids) - self.storage.existing_ids(collection, ids, lock=True)
         if missing:
-            first = min(missing)
-            error = NotFound(collection.name, first)
-            error.details["ids"] = sorted(missing)
-            raise error
+            raise _missing(collection, missing)
 
     # -- reading -----------------------------------------------------------------
 
@@ -521,6 +533,22 @@ class Engine:
 
     # -- writing -----------------------------------------------------------------
 
+    def _create_alone(self, collection: Collection, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Insert an object that links only to existing objects through its own keys,
+        and return its row as written; None (and nothing written) for any other.
+
+        Nothing else writes to the row after its INSERT then, so the row the
+        INSERT returns is the one a read would find: no read-back is needed.
+        """
+        given = [r for r in collection.relations.values() if r.name in data]
+        if any(r.storage != "fk_here" or isinstance(data[r.name], NewObject) for r in given):
+            return None
+        values = _scalar_values(collection, data)
+        for relation in given:
+            values[relation.name] = self._target_for(relation, data[relation.name], None)
+        self._check_unique(collection, values, None)
+        return self.storage.insert_returning(collection, values)
+
     def _create(
         self,
         collection: Collection,
@@ -530,11 +558,7 @@ class Engine:
         link: tuple[str, int] | None = None,
     ) -> int:
         """Insert one object with its relations; ``link`` sets a key from the enclosing object."""
-        values = {
-            name: to_storable(field, data[name])
-            for name, field in collection.scalars.items()
-            if name in data
-        }
+        values = _scalar_values(collection, data)
         later = []
         for relation in collection.relations.values():
             if link is not None and relation.name == link[0]:
@@ -741,6 +765,22 @@ class Engine:
             },
             code=code,
         )
+
+
+def _missing(collection: Collection, ids: set[int]) -> NotFound:
+    """The error for objects ``ids`` of ``collection`` that do not exist."""
+    error = NotFound(collection.name, min(ids))
+    error.details["ids"] = sorted(ids)
+    return error
+
+
+def _scalar_values(collection: Collection, data: dict[str, Any]) -> dict[str, Any]:
+    """The storable values of the scalar fields ``data`` gives."""
+    return {
+        name: to_storable(field, data[name])
+        for name, field in collection.scalars.items()
+        if name in data
+    }
 
 
 class _Budget:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import operator
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -95,6 +96,10 @@ class PeeweeStorage:
         self.db = db
         self.backend = _backend(db)
         self._memory = self.backend == "sqlite" and db.database in ("", ":memory:")
+        # INSERT ... RETURNING gives a written row back in the same statement.
+        self._returning = self.backend == "postgresql" or (
+            self.backend == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
+        )
         if self._memory and db.thread_safe:
             raise DeclarationError(
                 "an in-memory SQLite Database is private to each thread: use the URL "
@@ -755,6 +760,17 @@ class PeeweeStorage:
             return id_
         return int(new_id)
 
+    def insert_returning(self, collection: Collection, values: dict[str, Any]) -> dict[str, Any]:
+        """Insert a row and return it as :meth:`fetch` would read it, in the same
+        statement where the database can (``RETURNING``: PostgreSQL, SQLite 3.35+)."""
+        if not self._returning:
+            new_id = self.insert(collection, values)
+            return self.fetch(collection, [new_id])[0]
+        table = self.table(collection)
+        query = table.insert(self._by_column(collection, values))
+        (row,) = query.returning(*self._columns(collection)).dicts().execute()
+        return dict(row)
+
     def _after_explicit_id(self, collection: Collection, id_: int) -> None:
         # SQLite (AUTOINCREMENT) and MySQL move their counters past an explicit id
         # themselves; a PostgreSQL sequence has to be told.
@@ -774,6 +790,21 @@ class PeeweeStorage:
         if id_ is not None:
             query = query.where(table.id != id_)
         return query.limit(1).scalar()
+
+    def update_returning(
+        self, collection: Collection, id_: int, values: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Update row ``id_`` and return it as :meth:`fetch` would read it (None if
+        there is no such row), in one statement where the database can."""
+        table = self.table(collection)
+        if not self._returning:
+            if not self.existing_ids(collection, [id_], lock=True):
+                return None
+            self.update(collection, id_, values)
+            return self.fetch(collection, [id_])[0]
+        query = table.update(self._by_column(collection, values)).where(table.id == id_)
+        rows = list(query.returning(*self._columns(collection)).dicts().execute())
+        return dict(rows[0]) if rows else None
 
     def update(self, collection: Collection, id_: int, values: dict[str, Any]) -> None:
         if values:

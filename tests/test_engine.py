@@ -196,28 +196,36 @@ def test_a_write_the_database_aborts_is_run_again(cookies: Engine, monkeypatch: 
     from backo_restful.exceptions import StorageConflict
 
     storage = cookies.storage
-    real_insert = storage.insert
     calls: list[int] = []
 
-    def flaky_insert(*args: Any, **kwargs: Any) -> int:
-        calls.append(1)
-        if len(calls) < 3:
-            raise StorageConflict("deadlock detected")
-        return real_insert(*args, **kwargs)
+    def flaky(real: Any) -> Any:
+        def insert(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) < 3:
+                raise StorageConflict("deadlock detected")
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(storage, "insert", flaky_insert)
+        return insert
+
+    def aborting(*args: Any, **kwargs: Any) -> Any:
+        raise StorageConflict("deadlock detected")
+
+    # One object alone and a list take different insert paths: both are retried.
+    for method in ("insert", "insert_returning"):
+        monkeypatch.setattr(storage, method, flaky(getattr(storage, method)))
     assert cookies.post("jar", {"name": "third time"})[1] == 201
     assert len(calls) == 3
-    assert [j["name"] for j in cookies.get("jar")[0]] == ["third time"]
     calls.clear()
-    monkeypatch.setattr(
-        storage,
-        "insert",
-        lambda *a, **k: (_ for _ in ()).throw(StorageConflict("deadlock detected")),
-    )
+    assert cookies.post("jar", [{"name": "again"}])[1] == 201
+    assert len(calls) == 3
+    assert [j["name"] for j in cookies.get("jar")[0]] == ["third time", "again"]
+    for method in ("insert", "insert_returning"):
+        monkeypatch.setattr(storage, method, aborting)
     with pytest.raises(StorageConflict):
         cookies.post("jar", {"name": "never"})
-    assert [j["name"] for j in cookies.get("jar")[0]] == ["third time"]
+    with pytest.raises(StorageConflict):
+        cookies.post("jar", [{"name": "never"}])
+    assert [j["name"] for j in cookies.get("jar")[0]] == ["third time", "again"]
 
 
 def test_database_errors_never_reach_callers_raw(cookies: Engine, monkeypatch: Any) -> None:
