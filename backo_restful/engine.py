@@ -129,11 +129,13 @@ class Engine:
         where = self._filter(collection, filter_)
         selection = parse_fields(collection, fields)
         id_ = self._id(collection, id_)
-        by_id = Condition(_ID, "eq", id_)
-        where = by_id if where is None else And((by_id, where))
         budget = _Budget(None if max_objects is None else check_count("max_objects", max_objects))
         with self.storage.transaction(write=False):
-            rows = self.storage.select(collection, where, limit=1)
+            if where is None:
+                row = self.storage.fetch_one(collection, id_)
+                rows = [] if row is None else [row]
+            else:
+                rows = self.storage.select(collection, And((Condition(_ID, "eq", id_), where)))
             if not rows:
                 raise NotFound(collection.name, id_)
             return self._render(collection, rows, depth, budget, selection)[0], 200
