@@ -270,9 +270,10 @@ class Engine:
 
         def work() -> list[Any]:
             if not many:
-                row = self._create_alone(collection, loaded[0])
+                new_id, row = self._create_row(collection, loaded[0], returning=True)
                 if row is not None:
                     return self._render(collection, [row], 1, _Budget(None))
+                return self._reread(collection, [new_id])
             ids = [self._create(collection, item) for item in loaded]
             return self._reread(collection, ids)
 
@@ -535,22 +536,6 @@ class Engine:
 
     # -- writing -----------------------------------------------------------------
 
-    def _create_alone(self, collection: Collection, data: dict[str, Any]) -> dict[str, Any] | None:
-        """Insert an object that links only to existing objects through its own keys,
-        and return its row as written; None (and nothing written) for any other.
-
-        Nothing else writes to the row after its INSERT then, so the row the
-        INSERT returns is the one a read would find: no read-back is needed.
-        """
-        given = [r for r in collection.relations.values() if r.name in data]
-        if any(r.storage != "fk_here" or isinstance(data[r.name], NewObject) for r in given):
-            return None
-        values = _scalar_values(collection, data)
-        for relation in given:
-            values[relation.name] = self._target_for(relation, data[relation.name], None)
-        self._check_unique(collection, values, None)
-        return self.storage.insert_returning(collection, values)
-
     def _create(
         self,
         collection: Collection,
@@ -560,6 +545,20 @@ class Engine:
         link: tuple[str, int] | None = None,
     ) -> int:
         """Insert one object with its relations; ``link`` sets a key from the enclosing object."""
+        return self._create_row(collection, data, id_=id_, link=link)[0]
+
+    def _create_row(
+        self,
+        collection: Collection,
+        data: dict[str, Any],
+        *,
+        id_: int | None = None,
+        link: tuple[str, int] | None = None,
+        returning: bool = False,
+    ) -> tuple[int, dict[str, Any] | None]:
+        """:meth:`_create`, giving back the row as written when ``returning`` asks
+        and nothing is written after the INSERT (no relation stored elsewhere is
+        set): the row the INSERT returns is then the one a read would find."""
         values = _scalar_values(collection, data)
         later = []
         for relation in collection.relations.values():
@@ -572,10 +571,13 @@ class Engine:
             else:
                 later.append((relation, data[relation.name]))
         self._check_unique(collection, values, id_)
+        if returning and not later and id_ is None:
+            row = self.storage.insert_returning(collection, values)
+            return row["id"], row
         new_id = self.storage.insert(collection, values, id_)
         for relation, value in later:
             self._assign(relation, new_id, value, creating=True)
-        return new_id
+        return new_id, None
 
     def _update(
         self, collection: Collection, id_: int, data: dict[str, Any], *, replace: bool

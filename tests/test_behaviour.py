@@ -747,3 +747,7 @@ def test_a_created_object_answers_as_it_reads_back(make_client: Any) -> None:
     assert {**alone, "id": None} == {**listed, "id": None}
     assert alone["when"] == "2024-05-06T07:00:00.500000+00:00"
     assert ok(client.get("shelf", 1))["boxes"] == [alone["id"], listed["id"]]
+    # A related object created on the way is written before the row: same answer.
+    nested = ok(client.post("box", {**data, "shelf": {"name": "new"}}), 201)
+    assert nested == ok(client.get("box", nested["id"]))
+    assert ok(client.get("shelf", nested["shelf"]))["boxes"] == [nested["id"]]
