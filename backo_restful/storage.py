@@ -411,7 +411,7 @@ class PeeweeStorage:
         table = self.table(collection)
         # Select every column under its field's name (model attributes are prefixed).
         return [
-            field if name == "id" else field.alias(name[2:])
+            field if name == "id" else field.alias(_field_name(name))
             for name, field in table._meta.fields.items()
         ]
 
@@ -673,7 +673,7 @@ class PeeweeStorage:
             sql, _ = table.select(*self._columns(collection)).where(table.id == 0).sql()
             # The names _columns gives, each with its field's converter.
             converters = [
-                (name if name == "id" else name[2:], field.python_value)
+                (_field_name(name), field.python_value)
                 for name, field in table._meta.fields.items()
             ]
             plan = sql, converters
@@ -898,6 +898,11 @@ def _attr(name: str) -> str:
     """The model attribute of field ``name``: prefixed, so no field name can shadow
     a peewee ``Model`` attribute (``select``, ``save``, ``delete`` ...)."""
     return f"f_{name}"
+
+
+def _field_name(attribute: str) -> str:
+    """The field stored under model attribute ``attribute`` (the reverse of :func:`_attr`)."""
+    return attribute if attribute == "id" else attribute.removeprefix("f_")
 
 
 def _foreign_key(target: Any, **options: Any) -> peewee.ForeignKeyField:
