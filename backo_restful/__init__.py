@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .auth import current_user as current_user
 from .engine import Engine as Engine
 from .engine import setup as setup
 from .model import DataModel as DataModel

@@ -1,8 +1,12 @@
 """The engine: reads and writes collections, raising typed exceptions.
 
-Every read of a collection is built by :meth:`Engine._select` and expanded by
+Every read of a collection is selected with its caller's scope and expanded by
 :meth:`Engine._render`; every write goes through :meth:`Engine._write`. Each public
 call runs in one storage transaction, so a call that raises changes nothing.
+
+``auth`` is None for trusted code (no checks at all), else the caller's verified
+claims: the engine then enforces the permissions and field rights the model
+declares (see :mod:`backo_restful.auth`), the same way on every path.
 
 A module-level default engine, installed by :func:`setup`, serves the functions
 :func:`get`, :func:`post`, :func:`put`, :func:`patch` and :func:`delete`.
@@ -10,6 +14,8 @@ A module-level default engine, installed by :func:`setup`, serves the functions
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import random
 import threading
 import time
@@ -19,20 +25,31 @@ from typing import Any, TypeVar
 from marshmallow import ValidationError
 
 from . import paging
+from .access import Access, audit_values, managed_fields, permission_of, right, unguarded
 from .exceptions import (
     BackoError,
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     StorageConflict,
     ValidationFailed,
 )
-from .model import Collection, DataModel, DeleteStrategy, NewObject, RelationInfo, check_id
+from .model import (
+    Collection,
+    DataModel,
+    DeleteStrategy,
+    Loaded,
+    NewObject,
+    RelationInfo,
+    check_id,
+)
 from .paging import Page
 from .query import (
     COUNT_MODES,
     And,
     Condition,
+    Hidden,
     Node,
     Not,
     Or,
@@ -43,6 +60,8 @@ from .query import (
     parse_fields,
     parse_filter,
     parse_sort,
+    paths_of,
+    resolve_path,
 )
 from .storage import PeeweeStorage, to_storable
 
@@ -50,6 +69,11 @@ Auth = Mapping[str, Any] | None
 _T = TypeVar("_T")
 
 _ID = Path((), "id", "id")
+#: The rights of the caller of the engine call running in this context (None:
+#: trusted code).
+_ACCESS: contextvars.ContextVar[Access | None] = contextvars.ContextVar(
+    "backo_restful_access", default=None
+)
 #: Marks a relation in an output layout.
 _RELATION = object()
 
@@ -63,6 +87,28 @@ DEFAULT_COUNT_LIMIT = 10_000
 MAX_CREATED_ID = 2**53 - 1
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _with_auth(method: _F) -> _F:
+    """Run an engine call with the rights of its ``auth`` (see :class:`Access`)."""
+
+    @functools.wraps(method)
+    def call(self: Engine, *args: Any, auth: Auth = None, **kwargs: Any) -> Any:
+        if auth is not None and not isinstance(auth, Mapping):
+            raise TypeError(
+                f"auth is None (trusted code) or a Mapping of verified claims, "
+                f"not {type(auth).__name__}"
+            )
+        token = _ACCESS.set(None if auth is None else Access(self.model, auth))
+        try:
+            return method(self, *args, auth=auth, **kwargs)
+        finally:
+            _ACCESS.reset(token)
+
+    return call  # type: ignore[return-value]
+
+
 class Engine:
     """Serve a :class:`DataModel` from a storage.
 
@@ -70,8 +116,12 @@ class Engine:
     :param storage: where the collections live, e.g. a :class:`PeeweeStorage`.
     :raises DeclarationError: if the model is declared wrongly.
 
-    Every call takes ``auth``, the caller's verified claims. It is accepted so that
-    code written today keeps working when permissions arrive; nothing checks it yet.
+    Every call takes ``auth``: None for trusted code (no checks), else the
+    caller's verified claims (a Mapping; empty for an anonymous caller), whose
+    permissions and field rights the call enforces. A refused caller gets
+    :class:`~backo_restful.exceptions.Unauthorized` when anonymous, else
+    :class:`~backo_restful.exceptions.Forbidden`; an object outside the caller's
+    scope is :class:`NotFound`, for every method.
     """
 
     def __init__(self, model: DataModel, storage: PeeweeStorage) -> None:
@@ -88,6 +138,7 @@ class Engine:
 
     # -- public calls -----------------------------------------------------------
 
+    @_with_auth
     def get(
         self,
         name: str,
@@ -125,21 +176,28 @@ class Engine:
                 max_objects=max_objects, auth=auth,
             )  # fmt: skip
             return page.items, 200
+        access = _ACCESS.get()
+        if access is not None:
+            access.require(collection, "read")
         depth = check_count("depth", depth)
-        where = self._filter(collection, filter_)
-        selection = parse_fields(collection, fields)
+        hidden = access.hidden if access is not None else None
+        where = self._filter(collection, filter_, hidden)
+        selection = parse_fields(collection, fields, hidden=hidden)
         id_ = self._id(collection, id_)
+        where, scopes = _scoped(collection, where)
         budget = _Budget(None if max_objects is None else check_count("max_objects", max_objects))
         with self.storage.transaction(write=False):
             if where is None:
                 row = self.storage.fetch_one(collection, id_)
                 rows = [] if row is None else [row]
             else:
-                rows = self.storage.select(collection, And((Condition(_ID, "eq", id_), where)))
+                by_id = And((Condition(_ID, "eq", id_), where))
+                rows = self.storage.select(collection, by_id, scopes=scopes)
             if not rows:
                 raise NotFound(collection.name, id_)
             return self._render(collection, rows, depth, budget, selection)[0], 200
 
+    @_with_auth
     def page(
         self,
         name: str,
@@ -170,10 +228,15 @@ class Engine:
         :raises BadRequest: for a bad parameter or cursor.
         """
         collection = self._collection(name)
+        access = _ACCESS.get()
+        if access is not None:
+            access.require(collection, "read")
         depth = check_count("depth", depth)
-        where = self._filter(collection, filter_)
-        keys = parse_sort(collection, sort)
-        selection = parse_fields(collection, fields)
+        hidden = access.hidden if access is not None else None
+        where = self._filter(collection, filter_, hidden)
+        keys = parse_sort(collection, sort, hidden=hidden)
+        selection = parse_fields(collection, fields, hidden=hidden)
+        where, scopes = _scoped(collection, where)
         if limit is not None:
             limit = check_count("limit", limit)
         if offset is not None:
@@ -209,13 +272,13 @@ class Engine:
         with self.storage.transaction(write=False):
             rows = self.storage.select(
                 collection, where, keys, None if limit is None else limit + 1, offset,
-                after=position, reverse=reverse,
+                after=position, reverse=reverse, scopes=scopes,
             )  # fmt: skip
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if limit is not None else rows
             if reverse:
                 rows.reverse()
-            total, method = self._total(collection, where, count, count_limit)
+            total, method = self._total(collection, where, count, count_limit, scopes)
             items = self._render(collection, rows, depth, budget, selection)
         if before is not None:
             has_previous, has_next = more, before != paging.END
@@ -226,38 +289,55 @@ class Engine:
             items=items,
             total=total,
             total_method=method,
-            next=self._cursor(collection, keys, rows[-1]) if has_next and rows else None,
-            previous=self._cursor(collection, keys, rows[0]) if has_previous and rows else None,
+            next=self._cursor(collection, keys, rows[-1], scopes) if has_next and rows else None,
+            previous=(
+                self._cursor(collection, keys, rows[0], scopes) if has_previous and rows else None
+            ),
             limit=limit,
             offset=offset,
         )
 
     def _total(
-        self, collection: Collection, where: Node | None, count: str, limit: int
+        self,
+        collection: Collection,
+        where: Node | None,
+        count: str,
+        limit: int,
+        scopes: dict[str, Node] | None,
     ) -> tuple[int | None, str | None]:
         """The ``(total, method)`` of a page (see :meth:`page`)."""
         if count == "none":
             return None, None
         if count == "exact":
-            return self.storage.count(collection, where), "exact"
-        counted = self.storage.count(collection, where, limit=limit)
+            return self.storage.count(collection, where, scopes=scopes), "exact"
+        counted = self.storage.count(collection, where, limit=limit, scopes=scopes)
         if counted <= limit:
             return counted, "exact"
-        estimate = self.storage.estimate(collection, where)
+        estimate = self.storage.estimate(collection, where, scopes)
         if estimate is not None and estimate > limit:
             return estimate, "estimate"
         return limit, "at-least"
 
-    def _cursor(self, collection: Collection, keys: list[SortKey], row: dict[str, Any]) -> str:
-        values = [row[name] for name in self.storage.sort_row_keys(keys)]
+    def _cursor(
+        self,
+        collection: Collection,
+        keys: list[SortKey],
+        row: dict[str, Any],
+        scopes: dict[str, Node] | None,
+    ) -> str:
+        values = [row[name] for name in self.storage.sort_row_keys(keys, scopes)]
         return paging.encode(collection, keys, values)
 
     @staticmethod
-    def _filter(collection: Collection, filter_: Any) -> Node | None:
+    def _filter(collection: Collection, filter_: Any, hidden: Hidden | None) -> Node | None:
         if isinstance(filter_, Condition | And | Or | Not):
+            if hidden is not None:
+                for path in paths_of(filter_):  # refused as parsing would refuse them
+                    resolve_path(collection, path.text, hidden=hidden)
             return filter_
-        return parse_filter(collection, filter_)
+        return parse_filter(collection, filter_, hidden=hidden)
 
+    @_with_auth
     def post(self, name: str, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
         """Create an object from a dict, or several from a list (all or nothing).
 
@@ -280,6 +360,7 @@ class Engine:
         rendered = self._write(work)
         return (rendered if many else rendered[0]), 201
 
+    @_with_auth
     def put(self, name: str, id_: Any, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
         """Replace object ``id_`` whole (unset fields go back to defaults or null).
 
@@ -291,7 +372,9 @@ class Engine:
 
         def work() -> tuple[Any, int]:
             if self.storage.existing_ids(collection, [id_], lock=True):
-                self._update(collection, id_, loaded, replace=True)
+                # An object outside the caller's scope is neither replaced nor created.
+                data = self._allowed_update(collection, id_, loaded)
+                self._update(collection, id_, data, replace=True)
                 return self._reread(collection, [id_])[0], 200
             if id_ > MAX_CREATED_ID:
                 raise BadRequest(
@@ -305,6 +388,7 @@ class Engine:
 
         return self._write(work)
 
+    @_with_auth
     def patch(self, name: str, id_: Any, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
         """Change the given fields of object ``id_``.
 
@@ -315,23 +399,31 @@ class Engine:
         loaded = self._load(collection, data, partial=True)
 
         def work() -> tuple[Any, int]:
-            if loaded and all(
-                name in collection.scalars and not collection.scalars[name].metadata.get("unique")
-                for name in loaded
+            access = _ACCESS.get()
+            if (
+                (access is None or unguarded(collection))
+                and loaded
+                and all(
+                    name in collection.scalars
+                    and not collection.scalars[name].metadata.get("unique")
+                    for name in loaded
+                )
             ):
                 # Plain values only: one UPDATE that gives the row back, or finds none.
-                row = self.storage.update_returning(
-                    collection, id_, _scalar_values(collection, loaded)
-                )
+                values = _scalar_values(collection, loaded)
+                for name, value in audit_values(collection, None, create=False).items():
+                    values.setdefault(name, value)  # trusted code only: guarded otherwise
+                row = self.storage.update_returning(collection, id_, values)
                 if row is None:
                     raise _missing(collection, {id_})
                 return self._render(collection, [row], 1, _Budget(None))[0], 200
-            self._require(collection, [id_])
-            self._update(collection, id_, loaded, replace=False)
+            data = self._allowed_update(collection, id_, loaded)
+            self._update(collection, id_, data, replace=False)
             return self._reread(collection, [id_])[0], 200
 
         return self._write(work)
 
+    @_with_auth
     def delete(self, name: str, id_: Any, *, auth: Auth = None) -> tuple[None, int]:
         """Delete object ``id_``, applying the delete strategies of its relations.
 
@@ -343,6 +435,9 @@ class Engine:
 
         def work() -> tuple[None, int]:
             self._require(collection, [id_])
+            access = _ACCESS.get()
+            if access is not None and permission_of(collection) is not None:
+                access.require(collection, "delete", self.storage.fetch_one(collection, id_))
             self._delete(collection, id_)
             return None, 204
 
@@ -425,7 +520,10 @@ class Engine:
     def _require(self, collection: Collection, ids: list[int]) -> None:
         if not ids:
             return
-        missing = set(ids) - self.storage.existing_ids(collection, ids, lock=True)
+        access = _ACCESS.get()
+        scope = access.scope(collection) if access is not None else None
+        found = self.storage.existing_ids(collection, ids, lock=True, scope=scope)
+        missing = set(ids) - found
         if missing:
             raise _missing(collection, missing)
 
@@ -457,9 +555,18 @@ class Engine:
         plan = self._layout(collection)
         if selection is not None:
             plan = [step for step in plan if step[1] in selection]
+        access = _ACCESS.get()
+        checks: dict[str, Any] = {}
+        if access is not None:
+            # Fields the caller may never read are left out; the others that
+            # depend on the object are checked on each object.
+            rules = {name: right(collection, name, "can_read") for _, name, _ in plan}
+            plan = [step for step in plan if rules[step[1]] is not False]
+            checks = {name: rule for name, rule in rules.items() if callable(rule)}
+        shown = {name for _, name, _ in plan}
         related: dict[str, dict[int, Any]] = {}
         for relation in collection.relations.values():
-            if selection is None or relation.name in selection:
+            if relation.name in shown:
                 inner = None if selection is None else selection[relation.name]
                 related[relation.name] = self._related(relation, rows, ids, depth, budget, inner)
         result = []
@@ -467,6 +574,8 @@ class Engine:
             id_ = row["id"]
             obj = {"id": id_}
             for key, name, serialize in plan:
+                if name in checks and not checks[name](access.auth, row):  # type: ignore[union-attr]
+                    continue
                 if serialize is _RELATION:
                     obj[key] = related[name][id_]
                 elif serialize is None:
@@ -506,18 +615,30 @@ class Engine:
         budget: _Budget,
         selection: Selection | None,
     ) -> dict[int, Any]:
-        """Owner id -> the relation's value (ids, or objects at ``depth - 1``)."""
+        """Owner id -> the relation's value (ids, or objects at ``depth - 1``).
+
+        A related object outside the caller's scope is no related object.
+        """
         target = relation.target
+        access = _ACCESS.get()
+        scope = access.scope(target) if access is not None else None
         if relation.storage == "fk_here":
             links = {row["id"]: row[relation.name] for row in rows}
-            if depth == 1:
-                return links
             wanted = {v for v in links.values() if v is not None}
-            targets = self.storage.fetch(target, wanted, limit=budget.room())
+            if depth == 1:
+                if scope is not None and wanted:
+                    visible = self.storage.existing_ids(target, wanted, scope=scope)
+                    links = {owner: (v if v in visible else None) for owner, v in links.items()}
+                return links
+            targets = self.storage.fetch(target, wanted, limit=budget.room(), scope=scope)
             shown = _by_id(targets, self._render(target, targets, depth - 1, budget, selection))
             return {owner: shown.get(value) for owner, value in links.items()}
         triples = self.storage.links(
-            relation, ids, with_rows=depth > 1, limit=budget.room() if depth > 1 else None
+            relation,
+            ids,
+            with_rows=depth > 1,
+            limit=budget.room() if depth > 1 else None,
+            scope=scope,
         )
         if depth > 1:
             unique = [row for row in {rid: row for _, rid, row in triples}.values() if row]
@@ -559,6 +680,12 @@ class Engine:
         """:meth:`_create`, giving back the row as written when ``returning`` asks
         and nothing is written after the INSERT (no relation stored elsewhere is
         set): the row the INSERT returns is then the one a read would find."""
+        access = _ACCESS.get()
+        server: dict[str, Any] = {}
+        if access is not None:
+            access.require(collection, "create", data)
+            server = self._owner_values(collection, access)
+            data = self._guard(collection, data, None, server, access)
         values = _scalar_values(collection, data)
         later = []
         for relation in collection.relations.values():
@@ -570,6 +697,10 @@ class Engine:
                 values[relation.name] = self._target_for(relation, data[relation.name], None)
             else:
                 later.append((relation, data[relation.name]))
+        values.update(server)
+        user_id = access.user.id if access is not None else None
+        for name, value in audit_values(collection, user_id, create=True).items():
+            values.setdefault(name, value)
         self._check_unique(collection, values, id_)
         if returning and not later and id_ is None:
             row = self.storage.insert_returning(collection, values)
@@ -582,17 +713,34 @@ class Engine:
     def _update(
         self, collection: Collection, id_: int, data: dict[str, Any], *, replace: bool
     ) -> None:
+        """Write ``data`` to object ``id_``; ``replace`` resets the fields it does
+        not give, except those the server sets or the caller may not change."""
+        access = _ACCESS.get()
+        keep = managed_fields(collection)
+        if replace and access is not None and not unguarded(collection):
+            stored = self.storage.fetch_one(collection, id_)
+            keep |= {
+                name
+                for name in collection.schema.fields
+                if not (
+                    access.can_read(collection, name, stored)
+                    and access.can_modify(collection, name, stored)
+                )
+            }
         values = {}
         for name, field in collection.scalars.items():
             if name in data:
                 values[name] = to_storable(field, data[name])
-            elif replace:
+            elif replace and name not in keep:
                 values[name] = None
+        user_id = access.user.id if access is not None else None
+        for name, value in audit_values(collection, user_id, create=False).items():
+            values.setdefault(name, value)
         later = []
         for relation in collection.relations.values():
             if relation.name in data:
                 value = data[relation.name]
-            elif replace:
+            elif replace and relation.name not in keep:
                 value = [] if relation.multi else None
             else:
                 continue
@@ -604,6 +752,94 @@ class Engine:
         self.storage.update(collection, id_, values)
         for relation, value in later:
             self._assign(relation, id_, value, creating=False)
+
+    def _allowed_update(
+        self, collection: Collection, id_: int, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``data`` for object ``id_`` as the caller may write it.
+
+        :raises NotFound: if the object does not exist or is outside the scope.
+        :raises Forbidden: (or Unauthorized) if the caller may not update it, or
+            changes a field they may not change.
+        """
+        self._require(collection, [id_])
+        access = _ACCESS.get()
+        if access is None or unguarded(collection):
+            return data
+        stored = self.storage.fetch_one(collection, id_)
+        assert stored is not None  # locked by _require
+        access.require(collection, "update", stored)
+        return self._guard(collection, data, stored, {}, access)
+
+    def _guard(
+        self,
+        collection: Collection,
+        data: dict[str, Any],
+        stored: dict[str, Any] | None,
+        server: dict[str, Any],
+        access: Access,
+    ) -> dict[str, Any]:
+        """``data`` without the server-set fields and those the caller may not
+        modify, each of which must hold its stored value (on create: the value the
+        server sets), or the write is refused."""
+        managed = managed_fields(collection)
+        given = data.given if isinstance(data, Loaded) else frozenset(data)
+        kept = dict(data)
+        for name, value in data.items():
+            allowed = access.can_modify(collection, name, stored if stored is not None else data)
+            if name not in given:
+                # A default the client did not send: it stands on create; an update
+                # keeps the stored value of a field the caller may not set.
+                if stored is not None and (name in managed or not allowed):
+                    del kept[name]
+                continue
+            if name not in managed and allowed:
+                continue
+            if stored is not None:
+                same = self._holds(collection, stored, name, value)
+            else:
+                same = name in server and self._same(collection, name, value, server[name])
+            if not same:
+                key = collection.external_name(name)
+                raise Forbidden(
+                    f"{key} of {collection.name} "
+                    + ("is set by the server." if name in managed else "is not yours to change."),
+                    {"collection": collection.name, "field": key},
+                )
+            del kept[name]
+        return kept
+
+    def _holds(self, collection: Collection, row: dict[str, Any], name: str, value: Any) -> bool:
+        """Whether stored object ``row`` holds ``value`` in field ``name``."""
+        relation = collection.relations.get(name)
+        if relation is None or relation.storage == "fk_here":
+            return self._same(collection, name, value, row[name])
+        current = sorted(rid for _, rid, _ in self.storage.links(relation, [row["id"]]))
+        items = value if relation.multi else ([] if value is None else [value])
+        if any(isinstance(item, NewObject) for item in items):
+            return False
+        return sorted(items) == current
+
+    @staticmethod
+    def _same(collection: Collection, name: str, value: Any, stored: Any) -> bool:
+        if isinstance(value, NewObject):
+            return False
+        field = collection.scalars.get(name)
+        return (to_storable(field, value) if field is not None else value) == stored
+
+    @staticmethod
+    def _owner_values(collection: Collection, access: Access) -> dict[str, Any]:
+        """The owner fields a create by this caller sets, typed for storage."""
+        values = {}
+        for name, user_id in access.owner_values(collection).items():
+            field = collection.scalars.get(name)
+            if field is not None:
+                values[name] = to_storable(field, field.deserialize(user_id))
+            elif user_id is not None and user_id.isdigit():
+                values[name] = int(user_id)  # a Ref to the users' collection
+            else:
+                values[name] = None
+        return values
 
     def _check_unique(
         self, collection: Collection, values: dict[str, Any], id_: int | None
@@ -720,6 +956,7 @@ class Engine:
                 if strategy is DeleteStrategy.MUST_BE_EMPTY:
                     raise self._refused(current, ids, relation, linked, "NOT_EMPTY")
                 if strategy is DeleteStrategy.DELETE_REFERENCED_ITEMS:
+                    self._may_delete(relation.target, linked)
                     gone |= linked
                     pending.append((relation.target, linked))
                 elif relation.storage == "fk_there":
@@ -746,6 +983,13 @@ class Engine:
             if doomed.get(name):
                 self.storage.delete(self.model.collections[name], doomed[name])
 
+    def _may_delete(self, collection: Collection, ids: set[int]) -> None:
+        """Refuse a cascade that deletes an object the caller may not delete."""
+        access = _ACCESS.get()
+        if access is not None and permission_of(collection) is not None:
+            for row in self.storage.fetch(collection, ids):
+                access.require(collection, "delete", row)
+
     @staticmethod
     def _refused(
         collection: Collection, ids: set[int], relation: RelationInfo, linked: set[int], code: str
@@ -769,6 +1013,20 @@ class Engine:
             },
             code=code,
         )
+
+
+def _scoped(
+    collection: Collection, where: Node | None
+) -> tuple[Node | None, dict[str, Node] | None]:
+    """``where`` within the caller's scope of ``collection``, and the scopes of
+    every collection (for paths through relations); None for trusted code."""
+    access = _ACCESS.get()
+    if access is None:
+        return where, None
+    scope = access.scope(collection)
+    if scope is not None:
+        where = scope if where is None else And((where, scope))
+    return where, access.scopes()
 
 
 def _missing(collection: Collection, ids: set[int]) -> NotFound:

@@ -112,6 +112,39 @@ class UnsupportedMediaType(ClientError):
         return "The request body must be JSON (Content-Type: application/json)."
 
 
+class Unauthorized(ClientError):
+    """The caller must authenticate: no token where one is needed, or a token that
+    is not valid (``invalid_token``). Answered with ``WWW-Authenticate: Bearer``.
+
+    :param invalid_token: the request carried a token that failed verification.
+    """
+
+    code = "UNAUTHORIZED"
+    status = 401
+
+    def __init__(self, message: str | None = None, *, invalid_token: bool = False) -> None:
+        self.invalid_token = invalid_token
+        super().__init__(message, code="INVALID_TOKEN" if invalid_token else None)
+
+    def default_message(self) -> str:
+        return "Authentication is required."
+
+    @property
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` value of this error."""
+        return 'Bearer error="invalid_token"' if self.invalid_token else "Bearer"
+
+
+class Forbidden(ClientError):
+    """The caller is authenticated but may not do this."""
+
+    code = "FORBIDDEN"
+    status = 403
+
+    def default_message(self) -> str:
+        return "You may not do this."
+
+
 class NotFound(ClientError):
     """The object (or route) does not exist.
 

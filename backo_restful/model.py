@@ -25,6 +25,10 @@ MAX_ID = 2**63 - 1
 RESERVED_NAMES = (
     "depth", "sort", "limit", "offset", "filter", "fields", "count", "after", "before",
 )  # fmt: skip
+#: The fields ``audit=True`` adds to a collection, set by the server on each write.
+AUDIT_FIELDS = ("created_at", "updated_at", "created_by", "updated_by")
+#: The options ``DataModel.collection`` takes.
+COLLECTION_OPTIONS = ("permissions", "audit")
 #: The longest collection or field name (every backend accepts it in identifiers).
 MAX_NAME = 50
 
@@ -51,6 +55,13 @@ class Schema(marshmallow.Schema):
 
     #: Set when the schema is registered as a collection.
     __backo_collection__: Collection | None = None
+
+
+class Loaded(dict[str, Any]):
+    """Validated write data (field name -> value), knowing which fields the
+    client gave (``given``); the others hold their ``load_default``."""
+
+    given: frozenset[str] = frozenset()
 
 
 class NewObject:
@@ -229,6 +240,40 @@ class RelationInfo:
         return f"<RelationInfo {self.collection.name}.{self.name} -> {self.target.name}>"
 
 
+def _with_options(name: str, schema_class: type[Schema], options: dict[str, Any]) -> type[Schema]:
+    """Check a collection's options; the schema it stores (with the audit fields)."""
+    from .auth import Permission  # auth needs Flask; the model does not otherwise
+
+    unknown = sorted(set(options) - set(COLLECTION_OPTIONS))
+    if unknown:
+        raise DeclarationError(
+            f"unknown option {unknown[0]!r} (options: {', '.join(COLLECTION_OPTIONS)})",
+            collection=name,
+        )
+    permissions = options.get("permissions")
+    if permissions is not None and not isinstance(permissions, Permission):
+        raise DeclarationError(
+            "permissions= takes a backo_restful.auth.Permission (Anyone(), Owner() ...)",
+            collection=name,
+        )
+    if not options.get("audit"):
+        return schema_class
+    taken = [field for field in AUDIT_FIELDS if field in schema_class._declared_fields]
+    if taken:
+        raise DeclarationError(
+            f"audit=True adds {taken[0]!r}: the schema declares it already",
+            collection=name,
+            field=taken[0],
+        )
+    audit: dict[str, Any] = {
+        "created_at": fields.DateTime(allow_none=True),
+        "updated_at": fields.DateTime(allow_none=True),
+        "created_by": fields.String(allow_none=True),
+        "updated_by": fields.String(allow_none=True),
+    }
+    return type(schema_class.__name__, (schema_class,), audit)
+
+
 class Collection:
     """A named collection of a :class:`DataModel`: what ``Resource.model`` takes."""
 
@@ -301,7 +346,9 @@ class Collection:
                     ]
         if messages:
             raise ValidationError(messages)
-        return loaded
+        result = Loaded(loaded)
+        result.given = frozenset(self.by_key[key] for key in data if key in self.by_key)
+        return result
 
     def _resolve_fields(self) -> None:
         self.scalars.clear()
@@ -417,7 +464,8 @@ class DataModel:
                 f"this schema already belongs to collection {previous.name!r} of another model",
                 collection=name,
             )
-        collection = Collection(self, name, schema_class, options)
+        stored = _with_options(name, schema_class, options)
+        collection = Collection(self, name, stored, options)
         schema_class.__backo_collection__ = collection
         self.collections[name] = collection
         self._resolved = False

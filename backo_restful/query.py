@@ -16,7 +16,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +110,18 @@ def _bad(message: str, code: str, **details: Any) -> BadRequest:
     return BadRequest(message, {k: _printable(v) for k, v in details.items()}, code=code)
 
 
-def resolve_path(collection: Collection, text: Any, *, purpose: str = "filter") -> Path:
+#: ``hidden(collection, name)``: the caller may not read field ``name``, so for
+#: them it does not exist (see :mod:`backo_restful.auth`).
+Hidden = Callable[[Collection, str], bool]
+
+
+def resolve_path(
+    collection: Collection, text: Any, *, purpose: str = "filter", hidden: Hidden | None = None
+) -> Path:
     """The :class:`Path` written ``text`` (external names joined by dots).
 
-    :raises BadRequest: for an unknown field, or one that cannot serve ``purpose``.
+    :raises BadRequest: for an unknown (or ``hidden``) field, or one that cannot
+        serve ``purpose``.
     """
     code = "INVALID_SORT" if purpose == "sort" else "INVALID_FILTER"
     if not isinstance(text, str) or not text:
@@ -131,7 +139,7 @@ def resolve_path(collection: Collection, text: Any, *, purpose: str = "filter") 
                 raise _bad(f"{text!r}: 'id' has no fields.", code, field=text)
             break
         name = current.by_key.get(segment)
-        if name is None:
+        if name is None or (hidden is not None and hidden(current, name)):
             where = f" in {text!r}" if len(segments) > 1 else ""
             raise _bad(
                 f"Unknown field {segment!r}{where}: {current.name} has no such field.",
@@ -167,23 +175,31 @@ def _field_of(collection: Collection, path: Path) -> ma.Field | None:
 # -- filters ---------------------------------------------------------------------------
 
 
-def parse_filter(collection: Collection, filter_: Any, *, from_text: bool = False) -> Node | None:
+def parse_filter(
+    collection: Collection, filter_: Any, *, from_text: bool = False, hidden: Hidden | None = None
+) -> Node | None:
     """The filter tree of ``filter_`` (``{path: value}``, ``{path: {"$op": value}}``,
     ``{"$and": [...]}``, ``{"$or": [...]}``, ``{"$not": {...}}``), all ANDed.
 
     :param from_text: the values come from a query string (all strings).
+    :param hidden: fields the caller may not read, refused as unknown.
     :raises BadRequest: for an unknown field or operator, or a value of the wrong type.
     """
     if filter_ is None:
         return None
-    counter = [0]
-    node = _parse_group(collection, filter_, from_text, 0, counter)
-    return node
+    return _parse_group(collection, filter_, _Parsing(from_text, hidden), 0)
 
 
-def _parse_group(
-    collection: Collection, filter_: Any, from_text: bool, nesting: int, counter: list[int]
-) -> Node:
+@dataclass
+class _Parsing:
+    """The state of one filter's parsing."""
+
+    from_text: bool
+    hidden: Hidden | None
+    conditions: int = 0
+
+
+def _parse_group(collection: Collection, filter_: Any, parsing: _Parsing, nesting: int) -> Node:
     if nesting > MAX_NESTING:
         raise _bad(f"Filters nest deeper than {MAX_NESTING} levels.", "INVALID_FILTER")
     if not isinstance(filter_, Mapping):
@@ -197,12 +213,10 @@ def _parse_group(
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise _bad(f"{key} takes a non-empty list of filters.", "INVALID_FILTER", field=key)
-            parts = tuple(
-                _parse_group(collection, part, from_text, nesting + 1, counter) for part in value
-            )
+            parts = tuple(_parse_group(collection, part, parsing, nesting + 1) for part in value)
             nodes.append(And(parts) if key == "$and" else Or(parts))
         elif key == "$not":
-            nodes.append(Not(_parse_group(collection, value, from_text, nesting + 1, counter)))
+            nodes.append(Not(_parse_group(collection, value, parsing, nesting + 1)))
         elif isinstance(key, str) and key.startswith("$"):
             raise _bad(
                 f"Unknown operator {key!r}: use $and, $or or $not here.",
@@ -210,15 +224,13 @@ def _parse_group(
                 operator=key,
             )
         else:
-            nodes.extend(_parse_entry(collection, key, value, from_text, counter))
+            nodes.extend(_parse_entry(collection, key, value, parsing))
     if not nodes:
         raise _bad("An empty filter matches nothing in particular.", "INVALID_FILTER")
     return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
 
-def _parse_entry(
-    collection: Collection, key: Any, value: Any, from_text: bool, counter: list[int]
-) -> list[Node]:
+def _parse_entry(collection: Collection, key: Any, value: Any, parsing: _Parsing) -> list[Node]:
     if not isinstance(key, str):
         raise _bad(f"Invalid field path {key!r}.", "INVALID_FILTER", field=key)
     text, _, operator = key.rpartition(".$")
@@ -234,14 +246,25 @@ def _parse_entry(
         text, operators = key, dict(value)
     else:
         text, operators = key, {"$eq": value}
-    path = resolve_path(collection, text)
+    path = resolve_path(collection, text, hidden=parsing.hidden)
     nodes = []
     for op, operand in operators.items():
-        counter[0] += 1
-        if counter[0] > MAX_CONDITIONS:
+        parsing.conditions += 1
+        if parsing.conditions > MAX_CONDITIONS:
             raise _bad(f"A filter has more than {MAX_CONDITIONS} conditions.", "INVALID_FILTER")
-        nodes.append(condition(collection, path, op, operand, from_text=from_text))
+        nodes.append(condition(collection, path, op, operand, from_text=parsing.from_text))
     return nodes
+
+
+def paths_of(node: Node | None) -> list[Path]:
+    """The paths a filter tree tests."""
+    if node is None:
+        return []
+    if isinstance(node, And | Or):
+        return [path for part in node.nodes for path in paths_of(part)]
+    if isinstance(node, Not):
+        return paths_of(node.node)
+    return [node.path]
 
 
 def condition(
@@ -480,10 +503,13 @@ def check_pattern(path: Path, pattern: str) -> None:
 # -- sort, fields, counts ------------------------------------------------------------------
 
 
-def parse_sort(collection: Collection, sort: Iterable[str] | str | None) -> list[SortKey]:
+def parse_sort(
+    collection: Collection, sort: Iterable[str] | str | None, *, hidden: Hidden | None = None
+) -> list[SortKey]:
     """Sort keys from field paths, ``-path`` for descending (``jar.name``, ``-id``).
 
-    :raises BadRequest: for an unknown field or one that cannot be sorted on.
+    :raises BadRequest: for an unknown (or ``hidden``) field or one that cannot be
+        sorted on.
     """
     if sort is None:
         return []
@@ -501,7 +527,8 @@ def parse_sort(collection: Collection, sort: Iterable[str] | str | None) -> list
                 sort=item,
             )
         descending = item.startswith("-")
-        path = resolve_path(collection, item[1:] if descending else item, purpose="sort")
+        text = item[1:] if descending else item
+        path = resolve_path(collection, text, purpose="sort", hidden=hidden)
         key = ".".join(step.name for step in path.steps) + "." + path.field
         if key in seen:
             raise _bad(f"{path.text!r} is sorted on twice.", "INVALID_SORT", field=path.text)
@@ -513,12 +540,14 @@ def parse_sort(collection: Collection, sort: Iterable[str] | str | None) -> list
 Selection = dict[str, "Selection | None"]
 
 
-def parse_fields(collection: Collection, fields: Iterable[str] | str | None) -> Selection | None:
+def parse_fields(
+    collection: Collection, fields: Iterable[str] | str | None, *, hidden: Hidden | None = None
+) -> Selection | None:
     """The sparse-fields selection of ``fields`` (``type``, ``jar.name``), or None for all.
 
     A path through a relation selects the relation and, inside its expansion,
     the named fields. The id is always shown.
-    :raises BadRequest: for an unknown field.
+    :raises BadRequest: for an unknown (or ``hidden``) field.
     """
     if fields is None:
         return None
@@ -538,7 +567,7 @@ def parse_fields(collection: Collection, fields: Iterable[str] | str | None) -> 
             if segment == "id" and index == len(segments) - 1:
                 break
             name = current.by_key.get(segment)
-            if name is None:
+            if name is None or (hidden is not None and hidden(current, name)):
                 raise _bad(
                     f"Unknown field {segment!r} in fields={text!r}.",
                     "UNKNOWN_FIELD",
@@ -609,7 +638,7 @@ def parse_args(
     result: dict[str, Any] = {}
     flat: list[Node] = []
     flat_keys: set[str] = set()
-    counter = [0]
+    parsing = _Parsing(from_text=False, hidden=None)
     for name, values in args:
         if len(values) != 1:
             raise _bad(
@@ -657,15 +686,15 @@ def parse_args(
                 )
             path = resolve_path(collection, path_text)
             op = "$" + operator if dollar else "$eq"
-            counter[0] += 1
-            if counter[0] > MAX_CONDITIONS:
+            parsing.conditions += 1
+            if parsing.conditions > MAX_CONDITIONS:
                 raise _bad(f"More than {MAX_CONDITIONS} filters.", "INVALID_FILTER")
             flat.append(condition(collection, path, op, value, from_text=True))
             flat_keys.add(path_text)
     nodes = list(flat)
     json_filter = result.pop("filter_json", None)
     if json_filter is not None:
-        nodes.append(_parse_group(collection, json_filter, False, 0, counter))
+        nodes.append(_parse_group(collection, json_filter, parsing, 0))
     if nodes:
         result["filter_"] = nodes[0] if len(nodes) == 1 else And(tuple(nodes))
     if max_depth is not None and "depth" in result:

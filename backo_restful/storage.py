@@ -17,7 +17,7 @@ import operator
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +35,10 @@ from .exceptions import (
 )
 from .model import Collection, DataModel, RelationInfo
 from .query import And, Condition, Node, Not, Or, SortKey
+
+#: Collection name -> the filter that limits which of its objects a caller sees,
+#: for the collections that have one (see :mod:`backo_restful.auth`).
+Scopes = Mapping[str, Node]
 
 #: Ids per ``IN (...)`` list: below every backend's limit on bound parameters.
 CHUNK = 5000
@@ -425,16 +429,19 @@ class PeeweeStorage:
         *,
         after: Sequence[Any] | None = None,
         reverse: bool = False,
+        scopes: Scopes | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of ``collection`` matching ``where``, in ``sort`` order then by id.
 
         Each row also holds the values of sort keys read through joins, under the
         names :meth:`sort_row_keys` gives. ``after`` takes a row's sort-key values
         (the id last): the rows strictly after that position (keyset paging).
-        ``reverse`` reads the same order backwards.
+        ``reverse`` reads the same order backwards. ``scopes`` limits the related
+        objects that paths in the filter and the sort see (see :data:`Scopes`).
         """
         table = self.table(collection)
-        query, keys = self._sort_keys(collection, table.select(*self._columns(collection)), sort)
+        columns = table.select(*self._columns(collection))
+        query, keys = self._sort_keys(collection, columns, sort, scopes)
         # Columns the filter proves non-null need no NULLS clause: an index on the
         # column then serves the whole order, and a cursor's position seeks it.
         proven = [self.column(collection, name) for name in _non_null(where)]
@@ -442,7 +449,7 @@ class PeeweeStorage:
         plain = [self.backend == "postgresql" or known for known in non_null]
         joined = [
             expr.alias(name)
-            for name, (expr, _) in zip(self.sort_row_keys(sort), keys, strict=True)
+            for name, (expr, _) in zip(self.sort_row_keys(sort, scopes), keys, strict=True)
             if name.startswith("_k")
         ]
         if joined:
@@ -451,7 +458,7 @@ class PeeweeStorage:
             keys = [(expr, not descending) for expr, descending in keys]
         conditions = []
         if where is not None:
-            conditions.append(self._where(collection, where))
+            conditions.append(self._where(collection, where, scopes))
         if after is not None:
             conditions.append(_after(keys, after, non_null))
         if conditions:
@@ -468,14 +475,14 @@ class PeeweeStorage:
         return list(query.dicts())
 
     @staticmethod
-    def sort_row_keys(sort: Sequence[SortKey]) -> list[str]:
+    def sort_row_keys(sort: Sequence[SortKey], scopes: Scopes | None = None) -> list[str]:
         """Where a row of :meth:`select` holds each sort-key value (the id last)."""
         names = []
         for index, key in enumerate(sort):
             steps = key.path.steps
             if not steps:
                 names.append(key.path.field)
-            elif len(steps) == 1 and key.path.field == "id" and steps[0].storage == "fk_here":
+            elif _key_column(key, scopes):
                 names.append(steps[0].name)  # the key column, selected already
             else:
                 names.append(f"_k{index}")
@@ -484,7 +491,12 @@ class PeeweeStorage:
         return names
 
     def count(
-        self, collection: Collection, where: Node | None = None, *, limit: int | None = None
+        self,
+        collection: Collection,
+        where: Node | None = None,
+        *,
+        limit: int | None = None,
+        scopes: Scopes | None = None,
     ) -> int:
         """How many rows of ``collection`` match ``where``.
 
@@ -497,13 +509,15 @@ class PeeweeStorage:
         else:
             query = table.select(peewee.SQL("1")).limit(limit + 1)
         if where is not None:
-            query = query.where(self._where(collection, where))
+            query = query.where(self._where(collection, where, scopes))
         if limit is None:
             return int(query.scalar() or 0)
         wrapped = peewee.Select([query.alias("_rows")], [peewee.fn.COUNT(peewee.SQL("*"))])
         return int(wrapped.bind(self.db).scalar() or 0)
 
-    def estimate(self, collection: Collection, where: Node | None = None) -> int | None:
+    def estimate(
+        self, collection: Collection, where: Node | None = None, scopes: Scopes | None = None
+    ) -> int | None:
         """The database's own estimate of :meth:`count`, or None where it has none."""
         table = self.table(collection)
         name = table._meta.table_name
@@ -516,7 +530,7 @@ class PeeweeStorage:
                 if tuples is None or tuples < 0:
                     return None  # never analyzed: the planner's guess means nothing
                 return int(tuples)
-            query = table.select(table.id).where(self._where(collection, where))
+            query = table.select(table.id).where(self._where(collection, where, scopes))
             sql, params = query.sql()
             (plan,) = self.db.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
             plan = json.loads(plan) if isinstance(plan, str) else plan
@@ -532,10 +546,11 @@ class PeeweeStorage:
         return None
 
     def _sort_keys(
-        self, collection: Collection, query: Any, sort: Sequence[SortKey]
+        self, collection: Collection, query: Any, sort: Sequence[SortKey], scopes: Scopes | None
     ) -> tuple[Any, list[tuple[Any, bool]]]:
         """``query`` joined to what ``sort`` needs, and its ``(expression, descending)``
-        keys, the id last. Paths through a ``Ref`` are LEFT JOINs."""
+        keys, the id last. Paths through a ``Ref`` are LEFT JOINs; a related
+        object outside its scope joins as none."""
         table = self.table(collection)
         joined: dict[tuple[str, ...], Any] = {}
         keys: list[tuple[Any, bool]] = []
@@ -544,7 +559,12 @@ class PeeweeStorage:
             prefix: tuple[str, ...] = ()
             steps = key.path.steps
             last: RelationInfo | None = None
-            if key.path.field == "id" and steps and steps[-1].storage == "fk_here":
+            if (
+                key.path.field == "id"
+                and steps
+                and steps[-1].storage == "fk_here"
+                and _scope_of(steps[-1].target, scopes) is None
+            ):
                 last, steps = steps[-1], steps[:-1]  # sort on the key column, no join
             for step in steps:
                 prefix += (step.name,)
@@ -555,6 +575,9 @@ class PeeweeStorage:
                         on = getattr(source, _attr(step.name)) == alias.id
                     else:  # one-to-one, the key is in the target's table
                         on = getattr(alias, _attr(step.reverse.name)) == source.id
+                    visible = self._visible(step.target, scopes)
+                    if visible is not None:
+                        on = on & alias.id.in_(visible)
                     query = query.join_from(source, alias, peewee.JOIN.LEFT_OUTER, on=on)
                     joined[prefix] = alias
                 source = alias
@@ -571,7 +594,13 @@ class PeeweeStorage:
             keys.append((table.id, bool(sort) and sort[-1].descending))
         return query, keys
 
-    def _where(self, collection: Collection, node: Node, negated: bool = False) -> Any:
+    def _where(
+        self,
+        collection: Collection,
+        node: Node,
+        scopes: Scopes | None = None,
+        negated: bool = False,
+    ) -> Any:
         """The SQL condition of a filter tree.
 
         Under an odd number of ``Not`` every leaf is made two-valued (``x IS NOT
@@ -580,10 +609,20 @@ class PeeweeStorage:
         """
         if isinstance(node, And | Or):
             join = operator.and_ if isinstance(node, And) else operator.or_
-            return functools.reduce(join, (self._where(collection, n, negated) for n in node.nodes))
+            parts = (self._where(collection, n, scopes, negated) for n in node.nodes)
+            return functools.reduce(join, parts)
         if isinstance(node, Not):
-            return ~self._where(collection, node.node, not negated)
-        return self._through(collection, node.path.steps, node, negated)
+            return ~self._where(collection, node.node, scopes, not negated)
+        return self._through(collection, node.path.steps, node, negated, scopes)
+
+    def _visible(self, collection: Collection, scopes: Scopes | None) -> Any:
+        """The ids of ``collection`` its scope lets through (a subquery), or None
+        when it has no scope."""
+        scope = _scope_of(collection, scopes)
+        if scope is None:
+            return None
+        table = self.table(collection)
+        return table.select(table.id).where(self._where(collection, scope))
 
     def _through(
         self,
@@ -591,8 +630,12 @@ class PeeweeStorage:
         steps: tuple[RelationInfo, ...],
         node: Condition,
         guard: bool,
+        scopes: Scopes | None = None,
     ) -> Any:
-        """``node`` on ``collection`` when its path still has ``steps`` to go: semi-joins."""
+        """``node`` on ``collection`` when its path still has ``steps`` to go: semi-joins.
+
+        A related object outside its scope (``scopes``) is no related object.
+        """
         table = self.table(collection)
         if not steps:
             if node.path.field == "id":
@@ -601,23 +644,31 @@ class PeeweeStorage:
         step, rest = steps[0], steps[1:]
         target = self.table(step.target)
         at_id = not rest and node.path.field == "id"
+        scope = _scope_of(step.target, scopes)
+
+        def within(inner: Any) -> Any:
+            return inner if scope is None else inner & self._where(step.target, scope)
+
         if step.storage == "fk_here":
             fk = self.column(collection, step.name)
-            if at_id:
+            if at_id and scope is None:
                 return self._leaf(fk, node, guard=guard)
+            if at_id and node.op == "isnull":
+                # No related object, or one the caller cannot see.
+                return fk.is_null() | ~fk.in_(self._visible(step.target, scopes))
             # Inside the subquery, null means "no match": SQL's own rule is right there.
-            inner = self._through(step.target, rest, node, False)
-            linked = fk.in_(target.select(target.id).where(inner))
+            inner = self._through(step.target, rest, node, False, scopes)
+            linked = fk.in_(target.select(target.id).where(within(inner)))
             return (fk.is_null(False) & linked) if guard else linked
         if step.storage == "fk_there":
             back = self.column(step.target, step.reverse.name)
-            inner = self._through(step.target, rest, node, False)
+            inner = within(self._through(step.target, rest, node, False, scopes))
             return table.id.in_(target.select(back).where(back.is_null(False) & inner))
         mine, theirs = self._join_columns(step)
-        if at_id:
+        if at_id and scope is None:
             query = mine.model.select(mine).where(self._leaf(theirs, node, guard=False))
             return table.id.in_(query)
-        inner = self._through(step.target, rest, node, False)
+        inner = within(self._through(step.target, rest, node, False, scopes))
         links = mine.model.select(mine).join(target, on=(theirs == target.id)).where(inner)
         return table.id.in_(links)
 
@@ -686,13 +737,21 @@ class PeeweeStorage:
         return {name: to_python(value) for (name, to_python), value in pairs}
 
     def fetch(
-        self, collection: Collection, ids: Iterable[int], *, limit: int | None = None
+        self,
+        collection: Collection,
+        ids: Iterable[int],
+        *,
+        limit: int | None = None,
+        scope: Node | None = None,
     ) -> list[dict[str, Any]]:
-        """Rows of ``collection`` with these ids, by id (at most ``limit`` of them)."""
+        """Rows of ``collection`` with these ids, by id (at most ``limit`` of them;
+        only those matching ``scope``)."""
         table = self.table(collection)
         rows: list[dict[str, Any]] = []
         for chunk in _chunks(sorted(set(ids))):
             query = table.select(*self._columns(collection)).where(table.id.in_(chunk))
+            if scope is not None:
+                query = query.where(self._where(collection, scope))
             query = query.order_by(table.id)
             if limit is not None:
                 query = query.limit(limit - len(rows))
@@ -702,9 +761,15 @@ class PeeweeStorage:
         return rows
 
     def existing_ids(
-        self, collection: Collection, ids: Iterable[int], *, lock: bool = False
+        self,
+        collection: Collection,
+        ids: Iterable[int],
+        *,
+        lock: bool = False,
+        scope: Node | None = None,
     ) -> set[int]:
-        """Which of ``ids`` exist; ``lock`` also locks those rows until the transaction ends.
+        """Which of ``ids`` exist (and match ``scope``); ``lock`` also locks those
+        rows until the transaction ends.
 
         A write locks the objects it reads before writing, so concurrent writes of
         the same objects run one after the other (SQLite's write lock already does).
@@ -713,6 +778,8 @@ class PeeweeStorage:
         found: set[int] = set()
         for chunk in _chunks(sorted(set(ids))):
             query = table.select(table.id).where(table.id.in_(chunk)).order_by(table.id)
+            if scope is not None:
+                query = query.where(self._where(collection, scope))
             if lock and self.backend != "sqlite":
                 query = query.for_update()
             found.update(row for (row,) in query.tuples())
@@ -725,12 +792,14 @@ class PeeweeStorage:
         *,
         with_rows: bool = False,
         limit: int | None = None,
+        scope: Node | None = None,
     ) -> list[tuple[int, int, dict[str, Any] | None]]:
         """``(owner id, related id, related row or None)`` for owners ``ids``.
 
-        Ordered by related id, at most ``limit`` of them. For an ``fk_here``
-        relation the related id is the owner's own column; the others are read
-        from the target table or the join table in one statement per chunk of ids.
+        Ordered by related id, at most ``limit`` of them, only related objects
+        matching ``scope``. For an ``fk_here`` relation the related id is the
+        owner's own column; the others are read from the target table or the join
+        table in one statement per chunk of ids.
         """
         ids = sorted(set(ids))
         target = self.table(relation.target)
@@ -762,6 +831,8 @@ class PeeweeStorage:
                     .where(mine.in_(chunk))
                     .order_by(target.id)
                 )
+            if scope is not None:
+                query = query.where(self._where(relation.target, scope))
             if limit is not None:
                 query = query.limit(limit - len(result))
             for row in query.dicts():
@@ -966,6 +1037,21 @@ def _ordering(expression: Any, descending: bool, plain: bool) -> Any:
     if descending:
         return expression.desc() if plain else expression.desc(nulls="FIRST")
     return expression.asc() if plain else expression.asc(nulls="LAST")
+
+
+def _scope_of(collection: Collection, scopes: Scopes | None) -> Node | None:
+    return None if scopes is None else scopes.get(collection.name)
+
+
+def _key_column(key: SortKey, scopes: Scopes | None) -> bool:
+    """Whether ``key`` sorts on a key column of the table itself (``sort=jar``)."""
+    steps = key.path.steps
+    return (
+        len(steps) == 1
+        and key.path.field == "id"
+        and steps[0].storage == "fk_here"
+        and _scope_of(steps[0].target, scopes) is None
+    )
 
 
 def _non_null(where: Node | None) -> set[str]:

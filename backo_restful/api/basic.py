@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..engine import DEFAULT_COUNT_LIMIT, Engine, default_engine
-from ..exceptions import BackoError, MethodNotAllowed
+from ..exceptions import BackoError, MethodNotAllowed, Unauthorized
 from ..paging import link_header
 from ..query import Node, check_count
 
@@ -32,6 +32,8 @@ def error_response(error: BackoError) -> Response:
     headers: dict[str, str] = {}
     if isinstance(error, MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allowed)
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = error.challenge
     return error.to_dict(), error.status, headers
 
 

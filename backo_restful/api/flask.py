@@ -13,11 +13,27 @@ import re
 from typing import Any
 
 import flask_restful
-from flask import Blueprint, Flask, Response, current_app, got_request_exception, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    got_request_exception,
+    request,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
+from ..auth import JWTAuth, User
 from ..engine import Engine, default_engine
-from ..exceptions import BackoError, BadRequest, MethodNotAllowed, UnsupportedMediaType
+from ..exceptions import (
+    BackoError,
+    BadRequest,
+    MethodNotAllowed,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from ..model import Collection
 from ..query import parse_args
 from . import basic
@@ -39,13 +55,25 @@ class Api(flask_restful.Api):
 
     :param app: the Flask app or blueprint, or None to call :meth:`init_app` later.
     :param engine: the engine serving the models (the default engine if None).
+    :param auth: how callers authenticate, e.g. a :class:`~backo_restful.auth.JWTAuth`.
+        Each request's caller (a :class:`~backo_restful.auth.User`, anonymous
+        without a token or without ``auth``) is the ``auth`` of the engine calls,
+        so the model's permissions always apply over HTTP.
     :param kwargs: passed to ``flask_restful.Api``. ``catch_all_404s`` defaults to
         True, so unknown routes get the JSON error body too.
     """
 
-    def __init__(self, app: Any = None, *, engine: Engine | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: Any = None,
+        *,
+        engine: Engine | None = None,
+        auth: JWTAuth | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("catch_all_404s", True)
         self.engine = engine
+        self.auth = auth
         super().__init__(app, **kwargs)
 
     def init_app(self, app: Flask | Blueprint) -> None:
@@ -57,6 +85,10 @@ class Api(flask_restful.Api):
         super().init_app(app)
 
     def _configure(self, app: Any) -> None:
+        if self.auth is not None:
+            self.auth.init_app(app)
+            # current_user in the app's own views: a bad token is a JSON 401 there too.
+            app.register_error_handler(Unauthorized, _unauthorized)
         settings = {key: app.config.get(key, default) for key, default in CONFIG_DEFAULTS.items()}
         app.extensions.setdefault("backo_restful", {})[id(self)] = settings
 
@@ -133,6 +165,11 @@ def _allowed_here(error: HTTPException) -> str | None:
     return allow
 
 
+def _unauthorized(error: Unauthorized) -> Response:
+    body, status, headers = basic.error_response(error)
+    return Response(json.dumps(body) + "\n", status, headers, mimetype="application/json")
+
+
 def _http_code(error: HTTPException) -> str:
     name = error.name or "Error"
     if error.code == 404:
@@ -159,6 +196,18 @@ class Resource(flask_restful.Resource):
         engine = self.backo_api.engine if self.backo_api else None
         return engine or default_engine()
 
+    def caller(self) -> User:
+        """The caller of this request (authenticated once per request).
+
+        :raises Unauthorized: for a bad token, or none when the API requires one.
+        """
+        user = g.get("_backo_user")
+        if user is None:
+            authenticator = self.backo_api.auth if self.backo_api else None
+            user = authenticator.authenticate() if authenticator is not None else User()
+            g._backo_user = user
+        return user  # type: ignore[no-any-return]
+
     def _settings(self) -> dict[str, Any]:
         return self.backo_api.settings() if self.backo_api else dict(CONFIG_DEFAULTS)
 
@@ -169,6 +218,7 @@ class Resource(flask_restful.Resource):
 
     def get(self, id_: str | None = None) -> Any:
         collection = self._collection()
+        auth = self.caller()
         settings = self._settings()
         max_depth = settings["BACKO_MAX_DEPTH"]
         params = parse_args(collection, request.args.lists(), max_depth=max_depth)
@@ -182,6 +232,7 @@ class Resource(flask_restful.Resource):
             count_limit=settings["BACKO_COUNT_LIMIT"],
             url=request.script_root + request.path,
             query={key: value for key, value in request.args.items()},
+            auth=auth,
             **params,
         )
 
@@ -189,8 +240,11 @@ class Resource(flask_restful.Resource):
         if id_ is not None:
             raise MethodNotAllowed("POST", _ITEM_METHODS)
         collection = self._collection()
+        auth = self.caller()
         self._no_query_parameters()
-        body, status, headers = basic.post(collection.name, _json_body(), engine=self.engine)
+        body, status, headers = basic.post(
+            collection.name, _json_body(), engine=self.engine, auth=auth
+        )
         if status == 201 and isinstance(body, dict):
             # The item route is always the collection's URL + "/<id_>".
             headers["Location"] = f"{request.script_root}{request.path.rstrip('/')}/{body['id']}"
@@ -205,8 +259,11 @@ class Resource(flask_restful.Resource):
     def delete(self, id_: str | None = None) -> Any:
         if id_ is None:
             raise MethodNotAllowed("DELETE", _COLLECTION_METHODS)
+        auth = self.caller()
         self._no_query_parameters()
-        body, status, headers = basic.delete(self._collection().name, id_, engine=self.engine)
+        body, status, headers = basic.delete(
+            self._collection().name, id_, engine=self.engine, auth=auth
+        )
         if status == 204:
             return Response(status=204)
         return body, status, headers
@@ -219,9 +276,12 @@ class Resource(flask_restful.Resource):
     def _write(self, method: str, id_: str | None) -> Any:
         if id_ is None:
             raise MethodNotAllowed(method, _COLLECTION_METHODS)
+        auth = self.caller()
         self._no_query_parameters()
         call = basic.put if method == "PUT" else basic.patch
-        body, status, headers = call(self._collection().name, id_, _json_body(), engine=self.engine)
+        body, status, headers = call(
+            self._collection().name, id_, _json_body(), engine=self.engine, auth=auth
+        )
         if status == 201 and isinstance(body, dict):
             headers["Location"] = self._location(body["id"])
         return body, status, headers

@@ -1,0 +1,404 @@
+"""Who is calling, and what they may do: JWT authentication, the request-local
+:data:`current_user`, and the permissions a collection declares.
+
+The engine's calls take ``auth``: None from trusted code (no checks at all), or
+a Mapping of verified claims. Over HTTP it is the caller's :class:`User` (a
+Mapping of the token's claims; empty for an anonymous caller), so permission
+and field-rights functions always receive a Mapping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import jwt
+from flask import current_app, g, has_request_context, request
+from werkzeug.local import LocalProxy
+
+from .exceptions import DeclarationError, Unauthorized
+
+__all__ = [
+    "Anyone",
+    "Authenticated",
+    "HasRole",
+    "JWTAuth",
+    "Owner",
+    "Permission",
+    "User",
+    "current_user",
+    "user_of",
+]
+
+#: What permission and field-rights functions receive: the caller's verified claims.
+Claims = Mapping[str, Any]
+
+#: The actions a permission answers for.
+ACTIONS = ("read", "create", "update", "delete")
+
+
+class User(Mapping[str, Any]):
+    """The caller: a read-only Mapping of the verified claims of their token.
+
+    ``id``, ``login`` and ``roles`` read the claims named by ``id_claim``,
+    ``login_claim`` and ``roles_claim``; a subclass may rename them or add fields
+    and methods (give it to :class:`JWTAuth` as ``user_class``). An anonymous
+    caller has no claims.
+    """
+
+    id_claim = "sub"
+    login_claim = "login"
+    roles_claim = "roles"
+
+    def __init__(self, claims: Mapping[str, Any] | None = None) -> None:
+        self._claims = dict(claims or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._claims[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._claims)
+
+    def __len__(self) -> int:
+        return len(self._claims)
+
+    def __repr__(self) -> str:
+        if self.is_anonymous:
+            return f"<{type(self).__name__} anonymous>"
+        return f"<{type(self).__name__} {self.id!r}>"
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """A copy of the verified claims."""
+        return dict(self._claims)
+
+    @property
+    def is_anonymous(self) -> bool:
+        """True when the caller sent no token."""
+        return not self._claims
+
+    @property
+    def id(self) -> str | None:
+        """The caller's id (claim ``sub`` unless renamed), as a string."""
+        value = self._claims.get(self.id_claim)
+        return None if value is None else str(value)
+
+    @property
+    def login(self) -> str | None:
+        return self._claims.get(self.login_claim)
+
+    @property
+    def roles(self) -> list[str]:
+        """The caller's roles (claim ``roles`` unless renamed); [] if it is not a list."""
+        roles = self._claims.get(self.roles_claim)
+        if not isinstance(roles, list):
+            return []
+        return [role for role in roles if isinstance(role, str)]
+
+    def has_role(self, *names: str) -> bool:
+        """True if the caller has at least one of ``names``."""
+        roles = self.roles
+        return any(name in roles for name in names)
+
+
+def user_of(auth: Mapping[str, Any] | None) -> User:
+    """``auth`` as a :class:`User` (itself if it is one; None is anonymous)."""
+    if isinstance(auth, User):
+        return auth
+    return User(auth)
+
+
+_APP_KEY = "backo_restful.auth"
+
+
+def _current_user() -> User:
+    if not has_request_context():
+        return User()
+    user = g.get("_backo_user")
+    if user is None:
+        authenticator = current_app.extensions.get(_APP_KEY)
+        user = authenticator.authenticate() if authenticator is not None else User()
+        g._backo_user = user
+    return user  # type: ignore[no-any-return]
+
+
+#: The caller of the current request (anonymous outside a request, or when no
+#: ``Api`` of the app authenticates). Reading it authenticates the request once;
+#: a bad token raises :class:`~backo_restful.exceptions.Unauthorized`.
+current_user: User = LocalProxy(_current_user)  # type: ignore[assignment]
+
+_HMAC = ("HS256", "HS384", "HS512")
+
+
+class JWTAuth:
+    """Authenticate requests by a JSON Web Token, verified with pyjwt.
+
+    The token comes from ``Authorization: Bearer <token>``, else from the cookie
+    named ``cookie``. Its signature, ``exp`` (required), ``nbf``, ``aud`` and
+    ``iss`` are verified. A bad token is a 401 whatever the route; no token is an
+    anonymous caller, or a 401 when ``required``.
+
+    :param key: the HMAC secret, or the public key (PEM) for RS*/ES*/PS*.
+    :param algorithms: the accepted algorithms; ``none`` never is, and HMAC ones do
+        not mix with public-key ones.
+    :param signing_key: the private key :meth:`create_token` signs with, when it
+        is not ``key`` (public-key algorithms).
+    :param user_class: the :class:`User` subclass built from the claims.
+    """
+
+    def __init__(
+        self,
+        key: Any,
+        *,
+        algorithms: Sequence[str] = ("HS256",),
+        audience: str | Sequence[str] | None = None,
+        issuer: str | None = None,
+        leeway: float = 0,
+        cookie: str | None = "jwt_token",
+        required: bool = False,
+        signing_key: Any = None,
+        user_class: type[User] = User,
+    ) -> None:
+        algorithms = tuple(algorithms)
+        if not algorithms or any(alg.lower() == "none" for alg in algorithms):
+            raise DeclarationError("JWTAuth needs signing algorithms, and never 'none'")
+        hmac = [alg in _HMAC for alg in algorithms]
+        if any(hmac) and not all(hmac):
+            raise DeclarationError(
+                "JWTAuth cannot accept HMAC and public-key algorithms together: "
+                "a public key would then verify HMAC signatures"
+            )
+        if not key:
+            raise DeclarationError("JWTAuth needs a key")
+        self.key = key
+        self.algorithms = algorithms
+        self.audience = audience
+        self.issuer = issuer
+        self.leeway = leeway
+        self.cookie = cookie
+        self.required = required
+        self.signing_key = signing_key if signing_key is not None else key
+        self.user_class = user_class
+
+    def init_app(self, app: Any) -> None:
+        """Make this the authenticator of :data:`current_user` on ``app``."""
+        app.extensions.setdefault(_APP_KEY, self)
+
+    def token_of(self, authorization: str | None, cookie: str | None = None) -> str | None:
+        """The token a request carries in its ``Authorization`` header or, without
+        one, in its cookie; None if neither holds one.
+
+        :raises Unauthorized: for an ``Authorization`` header that is not
+            ``Bearer <token>``.
+        """
+        if authorization is not None:
+            scheme, _, token = authorization.strip().partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token or " " in token:
+                raise Unauthorized("The token is not valid.", invalid_token=True)
+            return token
+        return cookie or None
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The claims of ``token``.
+
+        :raises Unauthorized: (``invalid_token``) if it is malformed, signed with
+            another key or algorithm, expired, not yet valid, or for another
+            audience or issuer. The message says no more than that.
+        """
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=list(self.algorithms),
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp"]},
+            )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise Unauthorized("The token is not valid.", invalid_token=True) from None
+        if not isinstance(claims, dict) or not claims:
+            raise Unauthorized("The token is not valid.", invalid_token=True)
+        return claims
+
+    def authenticate(self) -> User:
+        """The caller of the current Flask request.
+
+        :raises Unauthorized: for a bad token, or no token when ``required``.
+        """
+        cookie = request.cookies.get(self.cookie) if self.cookie else None
+        token = self.token_of(request.headers.get("Authorization"), cookie)
+        if token is None:
+            if self.required:
+                raise Unauthorized()
+            return self.user_class()
+        return self.user_class(self.verify(token))
+
+    def create_token(self, claims: Mapping[str, Any], expires_in: float = 3600) -> str:
+        """A signed token holding ``claims``, valid ``expires_in`` seconds (for
+        login routes). ``iat``, ``exp`` and the configured ``iss``/``aud`` are added."""
+        now = int(time.time())
+        payload = dict(claims)
+        payload.setdefault("iat", now)
+        payload["exp"] = now + int(expires_in)
+        if self.issuer is not None:
+            payload.setdefault("iss", self.issuer)
+        if self.audience is not None:
+            payload.setdefault("aud", self.audience)
+        return jwt.encode(payload, self.signing_key, algorithm=self.algorithms[0])
+
+
+# -- permissions ---------------------------------------------------------------
+
+
+class Permission:
+    """What callers may do with a collection's objects.
+
+    Subclass it and override :meth:`can` (and :meth:`scope` to restrict reads);
+    combine permissions with ``&``, ``|`` and ``~``. A refused anonymous caller
+    gets a 401, a refused authenticated one a 403.
+    """
+
+    def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
+        """May ``auth`` do ``action`` (``read``, ``create``, ``update``,
+        ``delete``)? ``obj`` is the stored object for ``update``/``delete``, the
+        data being created for ``create``, None for ``read``."""
+        return True
+
+    def scope(self, auth: Claims) -> Claims | None:
+        """A filter (the language of ``filter_``) every read of the collection
+        gets for ``auth``: objects outside it cannot be seen, counted, linked to
+        or inferred. None: every object."""
+        return None
+
+    def owner_fields(self) -> set[str]:
+        """The fields this permission sets from the caller on create."""
+        return set()
+
+    def __and__(self, other: Permission) -> Permission:
+        return _All(self, other)
+
+    def __or__(self, other: Permission) -> Permission:
+        return _Any(self, other)
+
+    def __invert__(self) -> Permission:
+        return _Not(self)
+
+
+class Anyone(Permission):
+    """Everyone, anonymous callers included."""
+
+    def __repr__(self) -> str:
+        return "Anyone()"
+
+
+class Authenticated(Permission):
+    """Callers with a valid token."""
+
+    def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
+        return not user_of(auth).is_anonymous
+
+    def __repr__(self) -> str:
+        return "Authenticated()"
+
+
+class HasRole(Permission):
+    """Callers with at least one of ``roles`` (the claim :attr:`User.roles` reads)."""
+
+    def __init__(self, *roles: str) -> None:
+        if not roles:
+            raise DeclarationError("HasRole needs at least one role")
+        self.roles = roles
+
+    def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
+        user = user_of(auth)
+        return not user.is_anonymous and user.has_role(*self.roles)
+
+    def __repr__(self) -> str:
+        return f"HasRole({', '.join(map(repr, self.roles))})"
+
+
+class Owner(Permission):
+    """Callers who own the object: its ``field`` holds their id.
+
+    Reads are scoped to the caller's objects; on create the field is set to the
+    caller's id, and clients cannot change it.
+    """
+
+    def __init__(self, field: str = "owner") -> None:
+        self.field = field
+
+    def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
+        user = user_of(auth)
+        if user.is_anonymous or user.id is None:
+            return False
+        if obj is None or action in ("read", "create"):
+            return True
+        value = obj.get(self.field)
+        return value is not None and str(value) == user.id
+
+    def scope(self, auth: Claims) -> Claims | None:
+        user = user_of(auth)
+        if user.is_anonymous or user.id is None:
+            return {"id": {"$in": []}}  # nobody's objects
+        return {self.field: user.id}
+
+    def owner_fields(self) -> set[str]:
+        return {self.field}
+
+    def __repr__(self) -> str:
+        return f"Owner(field={self.field!r})"
+
+
+class _All(Permission):
+    def __init__(self, *parts: Permission) -> None:
+        self.parts = parts
+
+    def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
+        return all(part.can(auth, action, obj) for part in self.parts)
+
+    def scope(self, auth: Claims) -> Claims | None:
+        scopes = [s for s in (part.scope(auth) for part in self.parts) if s is not None]
+        if not scopes:
+            return None
+        return scopes[0] if len(scopes) == 1 else {"$and": scopes}
+
+    def owner_fields(self) -> set[str]:
+        return set().union(*(part.owner_fields() for part in self.parts))
+
+    def __repr__(self) -> str:
+        return " & ".join(f"({part!r})" for part in self.parts)
+
+
+class _Any(Permission):
+    def __init__(self, *parts: Permission) -> None:
+        self.parts = parts
+
+    def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
+        return any(part.can(auth, action, obj) for part in self.parts)
+
+    def scope(self, auth: Claims) -> Claims | None:
+        # The union of what each operand that allows reading lets the caller see.
+        scopes = [part.scope(auth) for part in self.parts if part.can(auth, "read")]
+        if not scopes or any(s is None for s in scopes):
+            return None
+        return scopes[0] if len(scopes) == 1 else {"$or": scopes}
+
+    def owner_fields(self) -> set[str]:
+        return set().union(*(part.owner_fields() for part in self.parts))
+
+    def __repr__(self) -> str:
+        return " | ".join(f"({part!r})" for part in self.parts)
+
+
+class _Not(Permission):
+    def __init__(self, part: Permission) -> None:
+        self.part = part
+
+    def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
+        return not self.part.can(auth, action, obj)
+
+    def __repr__(self) -> str:
+        return f"~({self.part!r})"

@@ -1,0 +1,505 @@
+"""Authentication, permissions, field rights and audit fields: through api.basic (the
+engine with ``auth`` claims) and over HTTP (JWT), on every backend, attacks included."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from flask import Flask, jsonify
+from marshmallow import fields
+
+from backo_restful import DataModel, DeleteStrategy, Ref, RefsList, Schema, current_user
+from backo_restful.api import basic
+from backo_restful.api.flask import Api, Resource
+from backo_restful.auth import (
+    Anyone,
+    Authenticated,
+    HasRole,
+    JWTAuth,
+    Owner,
+    Permission,
+    User,
+    user_of,
+)
+from backo_restful.exceptions import DeclarationError, Forbidden, NotFound, Unauthorized
+from tests.conftest import Result
+
+KEY = "a test secret that is long enough for HS256 signatures"
+
+
+def is_admin(auth: Mapping[str, Any], obj: Any) -> bool:
+    return user_of(auth).has_role("admin")
+
+
+class ReadOnly(Permission):
+    """Everyone may read; nothing else."""
+
+    def can(self, auth: Mapping[str, Any], action: str, obj: Any = None) -> bool:
+        return action == "read"
+
+
+secured = DataModel("secured")
+
+
+@secured.collection("note", permissions=Owner("owner") | HasRole("admin"), audit=True)
+class Note(Schema):
+    title = fields.String()
+    owner = fields.String(allow_none=True)
+    secret = fields.String(metadata={"can_read": is_admin, "can_modify": is_admin})
+    rating = fields.Integer(load_default=0, metadata={"can_modify": is_admin})
+    folder = Ref("folder", reverse="notes")
+    tags = RefsList("tag", reverse="notes", on_delete=DeleteStrategy.UNLINK_REFERENCED_ITEMS)
+
+
+@secured.collection("folder", permissions=Owner("owner"))
+class Folder(Schema):
+    name = fields.String()
+    owner = fields.String(allow_none=True)
+    notes = RefsList("note", reverse="folder", on_delete=DeleteStrategy.DELETE_REFERENCED_ITEMS)
+
+
+@secured.collection("tag", permissions=Anyone())
+class Tag(Schema):
+    label = fields.String()
+    notes = RefsList("note", reverse="tags")
+
+
+@secured.collection("board", permissions=ReadOnly() | HasRole("editor"))
+class Board(Schema):
+    text = fields.String()
+
+
+@secured.collection("memo", permissions=Authenticated())
+class Memo(Schema):
+    text = fields.String()
+
+
+ALICE = {"sub": "1", "login": "alice"}
+BOB = {"sub": "2", "login": "bob"}
+ADMIN = {"sub": "9", "login": "root", "roles": ["admin"]}
+ANONYMOUS: dict[str, Any] = {}
+
+
+def make_api(engine: Any, auth: JWTAuth) -> Flask:
+    app = Flask("secured")
+    api = Api(app, engine=engine, auth=auth)
+    for collection in engine.model.collections.values():
+        resource = type(f"{collection.name}_resource", (Resource,), {"model": collection})
+        api.add_resource(resource, f"/{collection.name}")
+
+    @app.get("/me")
+    def me() -> Any:
+        return jsonify(id=current_user.id, anonymous=current_user.is_anonymous)
+
+    return app
+
+
+class Caller:
+    """The same calls, through api.basic with claims or over HTTP with a token."""
+
+    def __init__(self, engine: Any, layer: str) -> None:
+        self.engine = engine
+        self.layer = layer
+        self.auth = JWTAuth(KEY)
+        self.http = make_api(engine, self.auth).test_client()
+
+    def __call__(
+        self, user: dict[str, Any], method: str, name: str, id_: Any = None, data: Any = None,
+        **params: Any,
+    ) -> Result:  # fmt: skip
+        if self.layer == "basic":
+            if method == "GET":
+                return Result(*basic.get(name, id_, engine=self.engine, auth=user, **params))
+            call = getattr(basic, method.lower())
+            args = (name, data) if method == "POST" else (name, id_, data)
+            if method == "DELETE":
+                args = (name, id_)
+            return Result(*call(*args, engine=self.engine, auth=user))
+        headers = {}
+        if user:
+            headers["Authorization"] = f"Bearer {self.auth.create_token(user)}"
+        query = {}
+        for key, value in params.items():
+            if key == "filter_":
+                query["filter"] = json.dumps(value)
+            else:
+                query[key] = ",".join(value) if isinstance(value, list) else str(value)
+        url = f"/{name}" if id_ is None else f"/{name}/{id_}"
+        response = self.http.open(
+            url, method=method, headers=headers, query_string=query,
+            data=None if data is None else json.dumps(data), content_type="application/json",
+        )  # fmt: skip
+        body = response.get_json(silent=True) if response.data else None
+        return Result(body, response.status_code, dict(response.headers))
+
+
+@pytest.fixture
+def call(make_engine: Any, layer: str) -> Caller:
+    engine = make_engine(secured)
+    # Seeded by trusted code (auth=None): alice's and bob's notes and folders.
+    engine.post("folder", [{"name": "alices", "owner": "1"}, {"name": "bobs", "owner": "2"}])
+    engine.post("tag", [{"label": "red"}, {"label": "blue"}])
+    engine.post("note", [
+        {"title": "a1", "owner": "1", "secret": "s1", "folder": 1, "tags": [1]},
+        {"title": "a2", "owner": "1", "secret": "s2", "folder": 2, "tags": [2]},
+        {"title": "b1", "owner": "2", "secret": "s3", "folder": 2},
+    ])  # fmt: skip
+    engine.post("board", {"text": "news"})
+    return Caller(engine, layer)
+
+
+def ids(result: Result) -> list[int]:
+    assert result.status == 200, result.body
+    return [item if isinstance(item, int) else item["id"] for item in result.body]
+
+
+def status(result: Result, expected: int, code: str | None = None) -> Result:
+    assert result.status == expected, result.body
+    if code is not None:
+        assert result.body["error"]["code"] == code, result.body
+    return result
+
+
+# -- permissions: scope, status rules -----------------------------------------------------
+
+
+def test_reads_are_scoped_everywhere(call: Caller) -> None:
+    assert ids(call(ALICE, "GET", "note")) == [1, 2]
+    assert ids(call(BOB, "GET", "note")) == [3]
+    assert ids(call(ADMIN, "GET", "note")) == [1, 2, 3]
+    assert call(ALICE, "GET", "note").headers["X-Total-Count"] == "2"
+    assert ids(call(ALICE, "GET", "note", filter_={"title": "b1"})) == []
+    status(call(ALICE, "GET", "note", 3), 404, "OBJECT_DOES_NOT_EXIST")
+    assert call(BOB, "GET", "note", 3).body["title"] == "b1"
+
+
+def test_outside_the_scope_is_404_for_every_method(call: Caller) -> None:
+    status(call(BOB, "PATCH", "note", 1, {"title": "mine"}), 404)
+    status(call(BOB, "PUT", "note", 1, {"title": "mine"}), 404)  # neither replaced nor created
+    status(call(BOB, "DELETE", "note", 1), 404)
+    assert call.engine.get("note", 1)[0]["title"] == "a1"
+    created = status(call(BOB, "PUT", "note", 50, {"title": "new"}), 201).body
+    assert created["owner"] == "2"
+
+
+def test_anonymous_callers_get_401_authenticated_ones_403(call: Caller) -> None:
+    refused = status(call(ANONYMOUS, "GET", "note"), 401, "UNAUTHORIZED")
+    assert refused.headers["WWW-Authenticate"] == "Bearer"
+    status(call(ANONYMOUS, "POST", "note", data={"title": "x"}), 401)
+    status(call(ANONYMOUS, "GET", "memo"), 401)
+    assert ids(call(BOB, "GET", "memo")) == []
+    # Visible to all, changed only by editors.
+    assert ids(call(ANONYMOUS, "GET", "board")) == [1]
+    status(call(ANONYMOUS, "PATCH", "board", 1, {"text": "x"}), 401)
+    status(call(BOB, "PATCH", "board", 1, {"text": "x"}), 403, "FORBIDDEN")
+    status(call(BOB, "DELETE", "board", 1), 403)
+    status(call(BOB, "POST", "board", data={"text": "x"}), 403)
+    editor = {"sub": "5", "roles": ["editor"]}
+    assert status(call(editor, "PATCH", "board", 1, {"text": "x"}), 200).body["text"] == "x"
+
+
+def test_combinators() -> None:
+    owner, admin = Owner(), HasRole("admin")
+    assert (owner | admin).scope(ADMIN) is None  # the admin sees every row
+    assert (owner | admin).scope(ALICE) == {"owner": "1"}
+    assert (owner & Authenticated()).scope(ALICE) == {"owner": "1"}
+    assert (owner & admin).can(ALICE, "read") is False
+    assert (~admin).can(ALICE, "update") and not (~admin).can(ADMIN, "update")
+    assert (~admin).scope(ALICE) is None
+    assert Owner().can(ANONYMOUS, "read") is False
+    either = Owner("owner") | Owner("editor")
+    assert either.scope(ALICE) == {"$or": [{"owner": "1"}, {"editor": "1"}]}
+    with pytest.raises(DeclarationError):
+        HasRole()
+
+
+def test_relations_into_a_scoped_collection(call: Caller) -> None:
+    # Alice's note a2 sits in bob's folder: for her, it has no folder.
+    body = call(ALICE, "GET", "note", 2, depth=2).body
+    assert body["folder"] is None
+    assert call(ALICE, "GET", "note", 2).body["folder"] is None
+    assert call(ADMIN, "GET", "note", 2).body["folder"] is None  # folders are private to all
+    assert ids(call(ALICE, "GET", "note", filter_={"folder.name": "bobs"})) == []
+    assert ids(call(ALICE, "GET", "note", filter_={"folder": 2})) == []
+    assert ids(call(ALICE, "GET", "note", filter_={"folder": None})) == [2]
+    assert ids(call(ALICE, "GET", "note", filter_={"folder.name": {"$ne": "bobs"}})) == [1, 2]
+    assert ids(call(ALICE, "GET", "note", sort=["folder.name", "id"])) == [1, 2]
+    assert ids(call(ALICE, "GET", "note", sort=["-folder"])) == [2, 1]
+    # and from the other side: bob's folder lists only the notes bob may see
+    assert call(BOB, "GET", "folder", 2).body["notes"] == [3]
+    assert ids(call(BOB, "GET", "folder", filter_={"notes.title": "a2"})) == []
+    assert ids(call(ADMIN, "GET", "folder")) == []
+
+
+def test_linking_to_an_object_outside_the_scope_is_404(call: Caller) -> None:
+    status(call(ALICE, "PATCH", "note", 1, {"folder": 2}), 404)
+    status(call(ALICE, "POST", "note", data={"title": "x", "folder": 2}), 404)
+    status(call(ALICE, "POST", "folder", data={"name": "x", "notes": [3]}), 404)
+    assert call.engine.get("note", 1)[0]["folder"] == 1
+
+
+def test_nested_writes_check_every_collection(call: Caller) -> None:
+    data = {"title": "n", "folder": {"name": "new"}, "tags": [{"label": "x"}]}
+    created = status(call(ALICE, "POST", "note", data=data), 201).body
+    folder = call.engine.get("folder", created["folder"])[0]
+    assert folder["owner"] == "1"  # the nested folder is alice's too
+    # Anyone may create a tag, but not the note nested in it; nothing is written.
+    status(call(ANONYMOUS, "POST", "tag", data={"label": "y", "notes": [{"title": "z"}]}), 401)
+    status(
+        call(BOB, "POST", "tag", data={"label": "y", "notes": [{"title": "z", "rating": 2}]}), 403
+    )
+    assert [t["label"] for t in call.engine.get("tag")[0]] == ["red", "blue", "x"]
+
+
+def test_a_cascade_needs_the_right_to_delete_each_object(call: Caller) -> None:
+    # Bob's folder holds alice's note a2: deleting the folder would delete it.
+    status(call(BOB, "DELETE", "folder", 2), 403)
+    assert call.engine.get("note", 2)[1] == 200
+    status(call(ALICE, "DELETE", "folder", 1), 204)
+    status(call(ALICE, "GET", "note", 1), 404)
+
+
+# -- owner and audit fields ---------------------------------------------------------------
+
+
+def test_owner_and_audit_fields_are_set_by_the_server(call: Caller) -> None:
+    note = status(call(ALICE, "POST", "note", data={"title": "t"}), 201).body
+    assert note["owner"] == "1" and note["created_by"] == "1" and note["updated_by"] == "1"
+    assert note["created_at"] and note["created_at"] == note["updated_at"]
+    status(call(ALICE, "POST", "note", data={"title": "t", "owner": "2"}), 403, "FORBIDDEN")
+    status(call(ALICE, "POST", "note", data={"title": "t", "created_by": "2"}), 403)
+    status(
+        call(ALICE, "POST", "note", data={"title": "t", "created_at": "2000-01-01T00:00:00"}), 403
+    )
+    assert status(call(ALICE, "POST", "note", data={"title": "t", "owner": "1"}), 201)
+    time.sleep(0.01)
+    changed = status(call(ADMIN, "PATCH", "note", note["id"], {"title": "u"}), 200).body
+    assert changed["owner"] == "1" and changed["created_by"] == "1"
+    assert changed["updated_by"] == "9" and changed["updated_at"] > note["updated_at"]
+    assert changed["created_at"] == note["created_at"]
+    status(call(ADMIN, "PATCH", "note", note["id"], {"owner": "9"}), 403)
+    status(call(ALICE, "PATCH", "note", note["id"], {"updated_by": "1"}), 403)
+    # Sending back what was read is fine: equal values are ignored.
+    read = call(ALICE, "GET", "note", note["id"]).body
+    again = {k: v for k, v in read.items() if k not in ("id", "folder", "tags")}
+    assert status(call(ALICE, "PUT", "note", note["id"], again), 200).body["owner"] == "1"
+
+
+def test_trusted_code_sets_what_it_likes(call: Caller) -> None:
+    engine = call.engine
+    body, _ = engine.post("note", {"title": "import", "owner": "7", "created_by": "x"})
+    assert body["owner"] == "7" and body["created_by"] == "x" and body["created_at"]
+    assert engine.patch("note", body["id"], {"owner": "8"})[0]["owner"] == "8"
+
+
+# -- field rights ------------------------------------------------------------------------
+
+
+def test_a_hidden_field_is_absent_and_unknown(call: Caller) -> None:
+    assert "secret" not in call(ALICE, "GET", "note", 1).body
+    assert all("secret" not in note for note in call(ALICE, "GET", "note").body)
+    assert "secret" not in call(ALICE, "GET", "folder", 1, depth=2).body["notes"][0]
+    assert call(ADMIN, "GET", "note", 1).body["secret"] == "s1"
+    for params in (
+        {"filter_": {"secret": "s1"}},
+        {"filter_": {"$not": {"secret": {"$null": True}}}},
+        {"sort": ["secret"]},
+        {"fields": ["secret"]},
+    ):
+        status(call(ALICE, "GET", "note", **params), 400, "UNKNOWN_FIELD")
+    status(call(ALICE, "GET", "folder", filter_={"notes.secret": "s1"}), 400, "UNKNOWN_FIELD")
+    assert ids(call(ADMIN, "GET", "note", filter_={"secret": "s1"})) == [1]
+
+
+def test_fields_the_caller_cannot_modify(call: Caller) -> None:
+    status(call(ALICE, "PATCH", "note", 1, {"rating": 5}), 403, "FORBIDDEN")
+    status(call(ALICE, "PATCH", "note", 1, {"secret": "mine"}), 403)
+    assert status(call(ALICE, "PATCH", "note", 1, {"rating": 0, "title": "t"}), 200)
+    assert status(call(ADMIN, "PATCH", "note", 1, {"rating": 5}), 200).body["rating"] == 5
+    status(call(ALICE, "POST", "note", data={"title": "x", "rating": 3}), 403)
+
+
+def test_read_then_save_leaves_hidden_fields_untouched(call: Caller) -> None:
+    read = call(ALICE, "GET", "note", 1).body
+    del read["id"]
+    assert status(call(ALICE, "PUT", "note", 1, read), 200)
+    stored = call.engine.get("note", 1)[0]
+    assert stored["secret"] == "s1" and stored["rating"] == 0 and stored["tags"] == [1]
+
+
+# -- authentication (HTTP) -----------------------------------------------------------------
+
+
+@pytest.fixture
+def http(make_engine: Any) -> Any:
+    engine = make_engine(secured)
+    engine.post("note", {"title": "a1", "owner": "1"})
+    return make_api(engine, JWTAuth(KEY)).test_client()
+
+
+def token(claims: dict[str, Any], key: Any = KEY, algorithm: str = "HS256", **extra: Any) -> str:
+    payload = {"exp": int(time.time()) + 60, **claims, **extra}
+    return jwt.encode(payload, key, algorithm=algorithm)
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
+def b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def assert_invalid(response: Any) -> None:
+    assert response.status_code == 401, response.get_json()
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    assert response.get_json()["error"]["code"] == "INVALID_TOKEN"
+    assert response.get_json()["error"]["message"] == "The token is not valid."
+
+
+@pytest.mark.backends("sqlite")
+def test_valid_and_invalid_tokens(http: Any) -> None:
+    assert http.get("/note", headers=bearer(token(ALICE))).get_json()[0]["title"] == "a1"
+    forged_none = b64({"alg": "none", "typ": "JWT"}) + "." + b64({**ALICE, "exp": 2**40}) + "."
+    good = token(ALICE)
+    header, _, signature = good.split(".")
+    tampered = f"{header}.{b64({'sub': '2', 'exp': 2**40})}.{signature}"
+    for bad in (
+        forged_none,
+        token(ALICE, key="another key that is long enough for HS256 sigs"),
+        token(ALICE, exp=int(time.time()) - 10),
+        token(ALICE, nbf=int(time.time()) + 600),
+        token(ALICE, key=KEY + "0" * 32, algorithm="HS512"),  # an algorithm not listed
+        jwt.encode({**ALICE}, KEY, algorithm="HS256"),  # no exp
+        tampered,
+        "not.a.token",
+        "garbage",
+    ):
+        assert_invalid(http.get("/note", headers=bearer(bad)))
+        assert_invalid(http.get("/board", headers=bearer(bad)))  # whatever the route allows
+    for header_value in ("Basic abc", "Bearer", "Bearer ", "Bearer a b", "token"):
+        assert_invalid(http.get("/board", headers={"Authorization": header_value}))
+    # Through the cookie too; without any token the caller is anonymous.
+    http.set_cookie("jwt_token", token(ALICE))
+    assert http.get("/note").status_code == 200
+    http.set_cookie("jwt_token", "garbage")
+    assert_invalid(http.get("/note"))
+    http.delete_cookie("jwt_token")
+    assert http.get("/board").status_code == 200
+    refused = http.get("/note")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.backends("sqlite")
+def test_required_audience_issuer(make_engine: Any) -> None:
+    engine = make_engine(secured)
+    auth = JWTAuth(KEY, audience="notes", issuer="https://id.example", required=True)
+    client = make_api(engine, auth).test_client()
+    refused = client.get("/board")
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+    good = auth.create_token(ALICE)
+    assert client.get("/board", headers=bearer(good)).status_code == 200
+    assert_invalid(
+        client.get("/board", headers=bearer(token(ALICE, aud="other", iss="https://id.example")))
+    )
+    assert_invalid(
+        client.get("/board", headers=bearer(token(ALICE, aud="notes", iss="https://evil")))
+    )
+    assert_invalid(client.get("/board", headers=bearer(token(ALICE))))  # neither
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256"])
+def test_public_key_algorithms(make_engine: Any, algorithm: str) -> None:
+    engine = make_engine(secured)
+    private = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if algorithm == "RS256"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    auth = JWTAuth(public_pem, algorithms=[algorithm], signing_key=private_pem)
+    client = make_api(engine, auth).test_client()
+    assert client.get("/memo", headers=bearer(auth.create_token(BOB))).status_code == 200
+    # The public key used as an HMAC secret: refused.
+    assert_invalid(client.get("/memo", headers=bearer(token(BOB, key=KEY))))
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if algorithm == "RS256":
+        assert_invalid(
+            client.get("/memo", headers=bearer(token(BOB, key=other, algorithm="RS256")))
+        )
+
+
+def test_jwtauth_refuses_unsafe_settings() -> None:
+    with pytest.raises(DeclarationError):
+        JWTAuth(KEY, algorithms=["none"])
+    with pytest.raises(DeclarationError):
+        JWTAuth(KEY, algorithms=["HS256", "RS256"])
+    with pytest.raises(DeclarationError):
+        JWTAuth("")
+
+
+class Member(User):
+    roles_claim = "groups"
+
+    @property
+    def team(self) -> str | None:
+        return self.claims.get("team")
+
+
+@pytest.mark.backends("sqlite")
+def test_current_user_and_a_user_subclass(make_engine: Any) -> None:
+    engine = make_engine(secured)
+    auth = JWTAuth(KEY, user_class=Member)
+    app = make_api(engine, auth)
+    seen: list[Any] = []
+
+    @app.get("/team")
+    def team() -> Any:
+        seen.append(current_user._get_current_object())  # type: ignore[attr-defined]
+        return jsonify(team=current_user.team, admin=current_user.has_role("admin"))  # type: ignore[attr-defined]
+
+    client = app.test_client()
+    answer = client.get(
+        "/team", headers=bearer(token({"sub": "4", "team": "x", "groups": ["admin"]}))
+    )
+    assert answer.get_json() == {"team": "x", "admin": True}
+    assert isinstance(seen[0], Member) and seen[0].id == "4" and seen[0].roles == ["admin"]
+    # HasRole reads the renamed claim: this member is an admin and sees every note.
+    engine.post("note", {"title": "x", "owner": "1"})
+    admin_token = token({"sub": "4", "groups": ["admin"]})
+    assert len(client.get("/note", headers=bearer(admin_token)).get_json()) == 1
+    assert client.get("/me").get_json() == {"id": None, "anonymous": True}
+    assert_invalid(client.get("/me", headers=bearer("garbage")))
+    assert current_user.is_anonymous  # outside a request
+
+
+def test_user_mapping() -> None:
+    user = User({"sub": 12, "login": "al", "roles": ["a", 3]})
+    assert (user.id, user.login, user.roles, dict(user)) == ("12", "al", ["a"], dict(user.claims))
+    assert user.has_role("x", "a") and not user.has_role("b")
+    assert User().is_anonymous and User({"roles": "admin"}).roles == []
+
+
+def test_the_engine_takes_a_mapping_or_none(call: Caller) -> None:
+    with pytest.raises(TypeError):
+        call.engine.get("note", auth="alice")
+    with pytest.raises(NotFound):
+        call.engine.get("note", 3, auth=ALICE)
+    with pytest.raises(Unauthorized):
+        call.engine.get("note", auth={})
+    with pytest.raises(Forbidden):
+        call.engine.patch("board", 1, {"text": "x"}, auth=BOB)
