@@ -878,7 +878,14 @@ class Engine:
         return value
 
     def _release(self, relation: RelationInfo, ids: list[int]) -> None:
-        """Null the ``fk_here`` column of rows ``ids``, unless the relation is required."""
+        """Null the ``fk_here`` column of rows ``ids``, unless the relation is required.
+
+        Those objects change: the caller must be allowed to update each of them.
+        """
+        access = _ACCESS.get()
+        if access is not None and permission_of(relation.collection) is not None:
+            for row in self.storage.fetch(relation.collection, ids):
+                access.require(relation.collection, "update", row)
         if relation.required:
             raise Conflict(
                 f"{relation.collection.name} {', '.join(map(str, sorted(ids)))} "

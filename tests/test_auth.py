@@ -64,6 +64,13 @@ class Folder(Schema):
     name = fields.String()
     owner = fields.String(allow_none=True)
     notes = RefsList("note", reverse="folder", on_delete=DeleteStrategy.DELETE_REFERENCED_ITEMS)
+    seat = Ref("seat", reverse="folder")
+
+
+@secured.collection("seat", permissions=Anyone())
+class Seat(Schema):
+    number = fields.Integer()
+    folder = Ref("folder", reverse="seat")
 
 
 @secured.collection("tag", permissions=Anyone())
@@ -257,6 +264,14 @@ def test_nested_writes_check_every_collection(call: Caller) -> None:
         call(BOB, "POST", "tag", data={"label": "y", "notes": [{"title": "z", "rating": 2}]}), 403
     )
     assert [t["label"] for t in call.engine.get("tag")[0]] == ["red", "blue", "x"]
+
+
+def test_taking_a_partner_away_needs_the_right_to_update_its_holder(call: Caller) -> None:
+    call.engine.post("seat", {"number": 7, "folder": 2})  # bob's folder holds seat 1
+    status(call(ALICE, "PATCH", "folder", 1, {"seat": 1}), 403)
+    assert call.engine.get("folder", 2)[0]["seat"] == 1
+    call.engine.post("seat", {"number": 8})
+    assert status(call(ALICE, "PATCH", "folder", 1, {"seat": 2}), 200).body["seat"] == 2
 
 
 def test_a_cascade_needs_the_right_to_delete_each_object(call: Caller) -> None:
