@@ -380,7 +380,9 @@ def _typed(path: Path, field: ma.Field | None, value: Any, from_text: bool, op: 
             value=value,
         )
     if field is None:
-        if from_text and isinstance(value, str) and _DIGITS.fullmatch(value) and len(value) < 25:
+        # An id, like an Integer field, takes its digits as a string too (a URL's
+        # ids, a JWT's "sub").
+        if isinstance(value, str) and _DIGITS.fullmatch(value) and len(value) < 25:
             value = int(value)
         try:
             return check_id(value)

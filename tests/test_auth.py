@@ -514,3 +514,31 @@ def test_the_engine_takes_a_mapping_or_none(call: Caller) -> None:
         call.engine.get("note", auth={})
     with pytest.raises(Forbidden):
         call.engine.patch("board", 1, {"text": "x"}, auth=BOB)
+
+
+owned = DataModel("owned")
+
+
+@owned.collection("account", permissions=Anyone())
+class Account(Schema):
+    name = fields.String()
+    notes = RefsList("paper", reverse="owner")
+
+
+@owned.collection("paper", permissions=Owner("owner"))
+class Paper(Schema):
+    title = fields.String()
+    owner = Ref("account", reverse="notes")
+
+
+def test_an_owner_field_that_is_a_relation(make_engine: Any) -> None:
+    engine = make_engine(owned)
+    engine.post("account", [{"name": "alice"}, {"name": "bob"}])
+    assert engine.post("paper", {"title": "x"}, auth=ALICE)[0]["owner"] == 1
+    assert engine.post("paper", {"title": "y", "owner": 2}, auth=BOB)[0]["owner"] == 2
+    assert [p["id"] for p in engine.get("paper", auth=ALICE)[0]] == [1]
+    assert engine.get("account", 1, auth=BOB)[0]["notes"] == []
+    with pytest.raises(Forbidden):
+        engine.post("paper", {"title": "z", "owner": 2}, auth=ALICE)
+    with pytest.raises(NotFound):
+        engine.patch("paper", 2, {"title": "mine"}, auth=ALICE)
