@@ -9,6 +9,11 @@
   body. An HTML comment ``<!-- app: example.cookies -->`` names the example app that
   serves the blocks after it. Each page replays its commands, in order, through the
   test client of a fresh app on a fresh SQLite file per app and page.
+- In a shown body, ``...`` stands for any text (as in doctests), for values that
+  change from run to run: tokens, timestamps.
+- ``$ NAME=$(curl ... | jq -r .key)`` runs the request, which must succeed, and
+  keeps ``key`` of its JSON body in the shell variable ``NAME``; later commands of
+  the page use it as ``$NAME`` or ``${NAME}`` (outside single quotes, as in a shell).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ _APP_COMMENT = re.compile(r"<!--\s*app:\s*([\w.]+)\s*-->")
 _FILE_COMMENT = re.compile(r"<!--\s*file:\s*([\w./-]+)\s*-->")
 _FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+_CAPTURE = re.compile(r"^(\w+)=\$\((curl .*) \| jq -r ((?:\.\w+)+)\)$")
+_VARIABLE = re.compile(r"\$(?:(\w+)|\{(\w+)\})")
 
 
 @dataclass
@@ -149,10 +156,20 @@ def parse_curl(command: str, where: str) -> Curl:
     return Curl(where, method, path, headers, body, include)
 
 
-def curl_commands(block: Block) -> Iterator[Curl]:
+@dataclass
+class Command:
+    """One ``$ ...`` line of a console block (joined with its continuation lines)
+    and the output shown after it."""
+
+    where: str
+    text: str
+    expected: list[str] = field(default_factory=list)
+
+
+def commands(block: Block) -> Iterator[Command]:
     """The commands of a console block, each with the output shown after it."""
     lines = iter(enumerate(block.lines, block.line + 1))
-    current: Curl | None = None
+    current: Command | None = None
     for number, line in lines:
         if not line.startswith("$ "):
             assert current is not None, f"{block.where}: output before any command"
@@ -160,12 +177,37 @@ def curl_commands(block: Block) -> Iterator[Curl]:
             continue
         if current is not None:
             yield current
-        command = line[2:]
-        while command.endswith("\\"):
-            command = command[:-1] + next(lines)[1]
-        current = parse_curl(command, f"{block.page.relative_to(ROOT)}:{number}")
+        text = line[2:]
+        while text.endswith("\\"):
+            text = text[:-1] + next(lines)[1]
+        current = Command(f"{block.page.relative_to(ROOT)}:{number}", text)
     if current is not None:
         yield current
+
+
+def expand(command: str, variables: dict[str, str], where: str) -> str:
+    """``command`` with its shell variables replaced by their values, except
+    inside single quotes (where a shell leaves them too)."""
+    out: list[str] = []
+    quote: str | None = None
+    index = 0
+    while index < len(command):
+        char = command[index]
+        if char == "\\" and quote != "'":
+            out.append(command[index : index + 2])
+            index += 2
+            continue
+        if char in "'\"" and quote in (None, char):
+            quote = None if quote == char else char
+        elif char == "$" and quote != "'" and (match := _VARIABLE.match(command, index)):
+            name = match.group(1) or match.group(2)
+            assert name in variables, f"{where}: ${name} is not set"
+            out.append(variables[name])
+            index = match.end()
+            continue
+        out.append(char)
+        index += 1
+    return "".join(out)
 
 
 def _canonical(text: str, where: str) -> str:
@@ -197,12 +239,29 @@ def check_response(curl: Curl, response: Any) -> None:
         assert not text, f"{where}: expected no body, got {text!r}"
         return
     got = _canonical(text, where + " (response)")
-    assert _canonical(shown, where) == got, f"{where}: got {text}"
+    assert _ellipsis_match(_canonical(shown, where), got), f"{where}: got {text}"
+
+
+def _ellipsis_match(want: str, got: str) -> bool:
+    """Whether ``got`` is ``want``, each ``...`` of which stands for any text."""
+    if "..." not in want:
+        return want == got
+    first, *middle, last = want.split("...")
+    if not (got.startswith(first) and got.endswith(last)):
+        return False
+    position, end = len(first), len(got) - len(last)
+    for piece in middle:
+        position = got.find(piece, position, end)
+        if position < 0:
+            return False
+        position += len(piece)
+    return position <= end
 
 
 def replay(page: Path, tmp_path: Path) -> int:
     """Run every curl command of ``page``; return how many ran."""
     clients: dict[str, Any] = {}
+    variables: dict[str, str] = {}
     count = 0
     for block in blocks(page):
         if block.language != "console":
@@ -213,10 +272,22 @@ def replay(page: Path, tmp_path: Path) -> int:
             database = tmp_path / f"{block.app.replace('.', '_')}.db"
             clients[block.app] = module.create_app(f"sqlite:///{database}").test_client()
         client = clients[block.app]
-        for curl in curl_commands(block):
+        for command in commands(block):
+            capture = _CAPTURE.match(command.text)
+            text = capture.group(2) if capture else command.text
+            curl = parse_curl(expand(text, variables, command.where), command.where)
+            curl.expected = command.expected
             data = curl.body.encode() if curl.body is not None else None
             response = client.open(curl.path, method=curl.method, headers=curl.headers, data=data)
-            check_response(curl, response)
+            if capture:
+                assert not curl.expected, f"{command.where}: a variable assignment shows nothing"
+                assert response.status_code < 300, f"{command.where}: got {response.status}"
+                value = response.get_json()
+                for key in capture.group(3).split(".")[1:]:
+                    value = value[key]
+                variables[capture.group(1)] = str(value)
+            else:
+                check_response(curl, response)
             count += 1
     return count
 
@@ -242,6 +313,7 @@ def test_pages_exist() -> None:
         "docs/layers.md",
         "docs/configuration.md",
         "docs/api.md",
+        "docs/auth.md",
     ):
         assert name in names
 
@@ -275,7 +347,13 @@ def test_code_blocks_are_checked(page: Path) -> None:
 
 
 #: Pages that walk the API over curl.
-CURL_PAGES = ("README.md", "docs/quickstart.md", "docs/reading.md", "docs/writing.md")
+CURL_PAGES = (
+    "README.md",
+    "docs/quickstart.md",
+    "docs/reading.md",
+    "docs/writing.md",
+    "docs/auth.md",
+)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_page_id)
@@ -310,11 +388,20 @@ PUBLIC = {
         "DeleteStrategy",
         "Engine",
         "setup",
+        "current_user",
     ],
     "backo_restful.engine": ["default_engine", "get", "post", "put", "patch", "delete"],
     "backo_restful.storage": ["PeeweeStorage"],
     "backo_restful.api.basic": ["get", "post", "put", "patch", "delete", "error_response"],
-    "backo_restful.api.flask": ["Api", "Resource"],
+    "backo_restful.api.flask": ["Api", "Resource", "Resource.caller"],
+    "backo_restful.auth": [
+        *importlib.import_module("backo_restful.auth").__all__,
+        *(f"JWTAuth.{name}" for name in ("init_app", "token_of", "verify", "authenticate")),
+        "JWTAuth.create_token",
+        *(f"Permission.{name}" for name in ("can", "scope", "owner_fields")),
+        *(f"User.{name}" for name in ("id", "login", "roles", "has_role", "is_anonymous")),
+        "User.claims",
+    ],
     "backo_restful.exceptions": [
         name
         for name, value in vars(importlib.import_module("backo_restful.exceptions")).items()
@@ -347,6 +434,8 @@ def signature(obj: Any) -> str:
             parts.append(parameter.name)
         elif isinstance(default, enum.Enum):
             parts.append(f"{parameter.name}={type(default).__name__}.{default.name}")
+        elif isinstance(default, type):
+            parts.append(f"{parameter.name}={default.__name__}")
         else:
             parts.append(f"{parameter.name}={default!r}")
     return f"({', '.join(parts)})"
@@ -406,3 +495,25 @@ def test_parse_curl() -> None:
         parse_curl("curl -s -u me http://127.0.0.1:5000/jar", "here")
     with pytest.raises(AssertionError, match="bad URL"):
         parse_curl("curl -s http://localhost/jar", "here")
+
+
+def test_variables_and_ellipses() -> None:
+    """Shell variables expand outside single quotes; ``...`` matches any text."""
+    variables = {"TOKEN": "abc"}
+    assert (
+        expand(
+            """curl -H "Authorization: Bearer $TOKEN" -d '{"$or": "$TOKEN"}'""", variables, "here"
+        )
+        == """curl -H "Authorization: Bearer abc" -d '{"$or": "$TOKEN"}'"""
+    )
+    assert expand("curl ${TOKEN}x", variables, "here") == "curl abcx"
+    with pytest.raises(AssertionError, match=r"\$OTHER is not set"):
+        expand('curl -H "X: $OTHER"', variables, "here")
+    capture = _CAPTURE.match("T=$(curl -s http://127.0.0.1:5000/login -d x | jq -r .token)")
+    assert capture is not None
+    assert capture.groups() == ("T", "curl -s http://127.0.0.1:5000/login -d x", ".token")
+    assert _ellipsis_match('{"token": "eyJ..."}', '{"token": "eyJhbGc.x.y"}')
+    assert _ellipsis_match('{"a": "...", "b": "..."}', '{"a": "1", "b": "2"}')
+    assert not _ellipsis_match('{"a": "...", "b": "..."}', '{"a": "1", "c": "2"}')
+    assert not _ellipsis_match('{"a": "x..."}', '{"a": "y"}')
+    assert not _ellipsis_match("ab...ba", "aba")

@@ -9,11 +9,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.security import check_password_hash
 
-EXAMPLES = ["example.cookies", "example.family", "example.library"]
+from backo_restful import Engine
+from backo_restful.storage import PeeweeStorage
+
+EXAMPLES = ["example.cookies", "example.family", "example.library", "example.notes"]
+
+#: Per example: a collection, and an object to create in it.
+SAMPLES = {
+    "example.cookies": ("jar", {"name": "blue"}),
+    "example.family": ("male", {"name": "Adam"}),
+    "example.library": ("book", {"title": "Dune"}),
+    "example.notes": ("note", {"title": "groceries"}),
+}
 
 
 def client_for(module: str, tmp_path: Path, name: str = "app.db") -> FlaskClient:
@@ -21,9 +34,31 @@ def client_for(module: str, tmp_path: Path, name: str = "app.db") -> FlaskClient
     return app.test_client()
 
 
-def send(client: FlaskClient, method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    response = client.open(url, method=method, json=body)
+def send(
+    client: FlaskClient, method: str, url: str, body: Any = None, token: str | None = None
+) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    response = client.open(url, method=method, json=body, headers=headers)
     return response.status_code, response.get_json(silent=True)
+
+
+def login(client: FlaskClient, name: str, password: str) -> str:
+    """A token of the notes example for ``name``."""
+    status, body = send(client, "POST", "/login", {"login": name, "password": password})
+    assert status == 200, body
+    return str(body["token"])
+
+
+def admin_token(module: str, client: FlaskClient) -> str | None:
+    """The token an example's collections need (the notes' admin), or None."""
+    return login(client, "admin", "admin") if module == "example.notes" else None
+
+
+@pytest.fixture(autouse=True)
+def _demo_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notes example with its demo secret and admin password."""
+    monkeypatch.delenv("NOTES_SECRET", raising=False)
+    monkeypatch.delenv("NOTES_ADMIN_PASSWORD", raising=False)
 
 
 @pytest.fixture
@@ -39,6 +74,11 @@ def family(tmp_path: Path) -> FlaskClient:
 @pytest.fixture
 def library(tmp_path: Path) -> FlaskClient:
     return client_for("example.library", tmp_path)
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> FlaskClient:
+    return client_for("example.notes", tmp_path)
 
 
 # -- every example ------------------------------------------------------------------
@@ -62,8 +102,9 @@ def test_running_the_module_serves_on_127_0_0_1_port_5000(
     runpy.run_module(module, run_name="__main__")
     ((app, kwargs),) = calls
     assert kwargs == {"host": "127.0.0.1", "port": 5000}
-    collection = {"example.cookies": "jar", "example.family": "male"}.get(module, "book")
-    assert app.test_client().get(f"/{collection}").get_json() == []
+    client = app.test_client()
+    collection = SAMPLES[module][0]
+    assert send(client, "GET", f"/{collection}", token=admin_token(module, client)) == (200, [])
     assert (tmp_path / f"{module.split('.')[1]}.db").exists()
 
 
@@ -71,14 +112,11 @@ def test_running_the_module_serves_on_127_0_0_1_port_5000(
 def test_two_apps_on_two_databases_share_nothing(module: str, tmp_path: Path) -> None:
     first = client_for(module, tmp_path, "first.db")
     second = client_for(module, tmp_path, "second.db")
-    collection, body = {
-        "example.cookies": ("jar", {"name": "blue"}),
-        "example.family": ("male", {"name": "Adam"}),
-        "example.library": ("book", {"title": "Dune"}),
-    }[module]
-    assert send(first, "POST", f"/{collection}", body)[0] == 201
-    assert send(second, "GET", f"/{collection}") == (200, [])
-    assert send(first, "GET", f"/{collection}?depth=0") == (200, [1])
+    collection, body = SAMPLES[module]
+    token = admin_token(module, first)
+    assert send(first, "POST", f"/{collection}", body, token)[0] == 201
+    assert send(second, "GET", f"/{collection}", token=token) == (200, [])
+    assert send(first, "GET", f"/{collection}?depth=0", token=token) == (200, [1])
 
 
 # -- cookies: one-to-many -------------------------------------------------------------
@@ -208,3 +246,164 @@ def test_unlinking_and_deleting_update_both_sides(library: FlaskClient) -> None:
         200,
         {"id": 1, "title": "Good Omens", "year": None, "authors": []},
     )
+
+
+# -- notes: users, tokens and permissions ---------------------------------------------
+
+
+def register(client: FlaskClient, name: str, password: str) -> str:
+    """Register ``name`` and log them in: their token."""
+    status, body = send(client, "POST", "/register", {"login": name, "password": password})
+    assert status == 201, body
+    return login(client, name, password)
+
+
+def test_users_see_and_change_only_their_own_notes(notes: FlaskClient) -> None:
+    alice = register(notes, "alice", "wonderland")
+    bob = register(notes, "bob", "builder")
+    status, note = send(notes, "POST", "/note", {"title": "groceries", "body": "milk"}, alice)
+    assert status == 201
+    assert (note["owner"], note["created_by"], note["updated_by"]) == ("2", "2", "2")
+    assert send(notes, "POST", "/note", {"title": "tools"}, bob)[0] == 201
+    assert send(notes, "GET", "/note?depth=0", token=alice) == (200, [1])
+    assert send(notes, "GET", "/note?depth=0", token=bob) == (200, [2])
+    # To Bob, Alice's note does not exist, whatever the method.
+    for method, body in (("GET", None), ("PATCH", {"title": "x"}), ("DELETE", None)):
+        status, error = send(notes, method, "/note/1", body, bob)
+        assert (status, error["error"]["code"]) == (404, "OBJECT_DOES_NOT_EXIST"), method
+    assert send(notes, "GET", "/note?owner=2", token=bob) == (200, [])
+    status, changed = send(notes, "PATCH", "/note/1", {"body": "milk, eggs"}, alice)
+    assert (status, changed["body"]) == (200, "milk, eggs")
+    assert changed["updated_at"] >= changed["created_at"] == note["created_at"]
+
+
+def test_admins_see_and_change_every_note(notes: FlaskClient) -> None:
+    alice = register(notes, "alice", "wonderland")
+    admin = login(notes, "admin", "admin")
+    send(notes, "POST", "/note", {"title": "groceries"}, alice)
+    send(notes, "POST", "/note", {"title": "admin's own"}, admin)
+    status, listed = send(notes, "GET", "/note?fields=owner", token=admin)
+    assert (status, listed) == (200, [{"id": 1, "owner": "2"}, {"id": 2, "owner": "1"}])
+    status, changed = send(notes, "PATCH", "/note/1", {"title": "checked"}, admin)
+    assert status == 200
+    assert (changed["owner"], changed["created_by"], changed["updated_by"]) == ("2", "2", "1")
+    assert notes.delete("/note/1", headers={"Authorization": f"Bearer {admin}"}).status_code == 204
+
+
+def test_owner_and_audit_fields_are_set_by_the_server(notes: FlaskClient) -> None:
+    alice = register(notes, "alice", "wonderland")
+    status, error = send(notes, "POST", "/note", {"title": "forged", "owner": "3"}, alice)
+    assert (status, error["error"]) == (
+        403,
+        {
+            "code": "FORBIDDEN",
+            "message": "owner of note is set by the server.",
+            "details": {"collection": "note", "field": "owner"},
+        },
+    )
+    status, note = send(notes, "POST", "/note", {"title": "mine", "body": "x", "owner": "2"}, alice)
+    assert (status, note["owner"]) == (201, "2")  # the value the server sets: accepted
+    status, error = send(notes, "PATCH", "/note/1", {"created_by": "1"}, alice)
+    assert (status, error["error"]["details"]) == (
+        403,
+        {"collection": "note", "field": "created_by"},
+    )
+    # A PUT of the note as it was read keeps the fields the server set.
+    note["title"] = "renamed"
+    del note["id"]
+    status, saved = send(notes, "PUT", "/note/1", note, alice)
+    assert (status, saved["title"], saved["owner"], saved["created_at"]) == (
+        200,
+        "renamed",
+        "2",
+        note["created_at"],
+    )
+
+
+def test_anonymous_callers_and_bad_tokens_get_401(notes: FlaskClient) -> None:
+    response = notes.get("/note")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.get_json()["error"]["code"] == "UNAUTHORIZED"
+    assert send(notes, "POST", "/note", {"title": "x"})[0] == 401
+    for token in ("not.a.token", jwt.encode({"sub": "1"}, "another secret, also 32 bytes long")):
+        response = notes.get("/note", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        assert response.get_json()["error"]["code"] == "INVALID_TOKEN"
+    # The app's own views too.
+    assert notes.get("/me").status_code == 401
+    response = notes.get("/me", headers={"Authorization": "Bearer not.a.token"})
+    assert (response.status_code, response.get_json()["error"]["code"]) == (401, "INVALID_TOKEN")
+
+
+def test_login_and_register(notes: FlaskClient) -> None:
+    assert send(notes, "POST", "/register", {"login": "alice", "password": "wonderland"}) == (
+        201,
+        {"id": 2, "login": "alice", "roles": []},
+    )
+    status, error = send(notes, "POST", "/register", {"login": "alice", "password": "other"})
+    assert (status, error["error"]["code"]) == (409, "UNIQUE_VIOLATION")
+    for body in ({"login": "bob"}, {"login": "bob", "password": 1}, ["bob"]):
+        status, error = send(notes, "POST", "/register", body)
+        assert (status, error["error"]["code"]) == (400, "INVALID_BODY")
+    for name, password in (("alice", "looking-glass"), ("nobody", "wonderland")):
+        response = notes.post("/login", json={"login": name, "password": password})
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.get_json() == {
+            "error": {"code": "UNAUTHORIZED", "message": "Wrong login or password.", "details": {}}
+        }
+    token = login(notes, "alice", "wonderland")
+    assert send(notes, "GET", "/me", token=token) == (
+        200,
+        {"id": "2", "login": "alice", "roles": []},
+    )
+
+
+def test_passwords_are_hashed_and_never_shown(notes: FlaskClient, tmp_path: Path) -> None:
+    register(notes, "alice", "wonderland")
+    admin = login(notes, "admin", "admin")
+    assert send(notes, "GET", "/user/2", token=admin) == (
+        200,
+        {"id": 2, "login": "alice", "roles": []},
+    )
+    for query in ("password_hash=x", "sort=password_hash", "fields=password_hash"):
+        status, error = send(notes, "GET", f"/user?{query}", token=admin)
+        assert (status, error["error"]["code"]) == (400, "UNKNOWN_FIELD"), query
+    status, error = send(notes, "PATCH", "/user/2", {"password_hash": "x"}, admin)
+    assert (status, error["error"]["code"]) == (403, "FORBIDDEN")
+    # Only the hash is stored (read by trusted code, which sees every field).
+    model = importlib.import_module("example.notes").dm
+    trusted = Engine(model, PeeweeStorage(f"sqlite:///{tmp_path / 'app.db'}"))
+    stored = trusted.get("user", 2)[0]["password_hash"]
+    assert stored != "wonderland" and check_password_hash(stored, "wonderland")
+
+
+def test_only_admins_manage_users(notes: FlaskClient) -> None:
+    alice = register(notes, "alice", "wonderland")
+    status, error = send(notes, "GET", "/user", token=alice)
+    assert (status, error["error"]["code"]) == (403, "FORBIDDEN")
+    assert send(notes, "GET", "/user")[0] == 401
+    admin = login(notes, "admin", "admin")
+    assert send(notes, "PATCH", "/user/2", {"roles": ["admin"]}, admin)[0] == 200
+    # The roles are in the token: a new login makes Alice an admin.
+    alice = login(notes, "alice", "wonderland")
+    assert send(notes, "GET", "/user?depth=0", token=alice) == (200, [1, 2])
+
+
+def test_the_secret_and_the_admin_password_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "a secret of the test, at least 32 bytes"
+    monkeypatch.setenv("NOTES_SECRET", secret)
+    monkeypatch.setenv("NOTES_ADMIN_PASSWORD", "s3cret-admin")
+    client = client_for("example.notes", tmp_path)
+    status, error = send(client, "POST", "/login", {"login": "admin", "password": "admin"})
+    assert (status, error["error"]["code"]) == (401, "UNAUTHORIZED")
+    token = login(client, "admin", "s3cret-admin")
+    claims = jwt.decode(token, secret, algorithms=["HS256"])
+    assert (claims["sub"], claims["login"], claims["roles"]) == ("1", "admin", ["admin"])
+    # Starting again on the same database creates no second admin.
+    again = client_for("example.notes", tmp_path)
+    assert send(again, "GET", "/user?depth=0", token=token) == (200, [1])
