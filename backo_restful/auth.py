@@ -263,8 +263,10 @@ class Permission:
 
     def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
         """May ``auth`` do ``action`` (``read``, ``create``, ``update``,
-        ``delete``)? ``obj`` is the stored object for ``update``/``delete``, the
-        data being created for ``create``, None for ``read``."""
+        ``delete``)? ``obj`` is the stored object for ``update``/``delete`` (field
+        names to stored values), the data being created for ``create``, and None
+        for ``read`` and when an update or delete is first checked, before the
+        object is read: answer True there if only the object can decide."""
         return True
 
     def scope(self, auth: Claims) -> Claims | None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import marshmallow
 from marshmallow import ValidationError
 
 from . import paging
@@ -184,15 +185,16 @@ class Engine:
         where = self._filter(collection, filter_, hidden)
         selection = parse_fields(collection, fields, hidden=hidden)
         id_ = self._id(collection, id_)
-        where, scopes = _scoped(collection, where)
+        scope, scopes = _scopes(collection)
         budget = _Budget(None if max_objects is None else check_count("max_objects", max_objects))
         with self.storage.transaction(write=False):
-            if where is None:
+            if where is None and scope is None:
                 row = self.storage.fetch_one(collection, id_)
                 rows = [] if row is None else [row]
             else:
-                by_id = And((Condition(_ID, "eq", id_), where))
-                rows = self.storage.select(collection, by_id, scopes=scopes)
+                by_id: Node = Condition(_ID, "eq", id_)
+                by_id = by_id if where is None else And((by_id, where))
+                rows = self.storage.select(collection, by_id, scope=scope, scopes=scopes)
             if not rows:
                 raise NotFound(collection.name, id_)
             return self._render(collection, rows, depth, budget, selection)[0], 200
@@ -236,7 +238,7 @@ class Engine:
         where = self._filter(collection, filter_, hidden)
         keys = parse_sort(collection, sort, hidden=hidden)
         selection = parse_fields(collection, fields, hidden=hidden)
-        where, scopes = _scoped(collection, where)
+        scope, scopes = _scopes(collection)
         if limit is not None:
             limit = check_count("limit", limit)
         if offset is not None:
@@ -272,13 +274,13 @@ class Engine:
         with self.storage.transaction(write=False):
             rows = self.storage.select(
                 collection, where, keys, None if limit is None else limit + 1, offset,
-                after=position, reverse=reverse, scopes=scopes,
+                after=position, reverse=reverse, scope=scope, scopes=scopes,
             )  # fmt: skip
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if limit is not None else rows
             if reverse:
                 rows.reverse()
-            total, method = self._total(collection, where, count, count_limit, scopes)
+            total, method = self._total(collection, where, count, count_limit, scope, scopes)
             items = self._render(collection, rows, depth, budget, selection)
         if before is not None:
             has_previous, has_next = more, before != paging.END
@@ -303,17 +305,18 @@ class Engine:
         where: Node | None,
         count: str,
         limit: int,
+        scope: Node | None,
         scopes: dict[str, Node] | None,
     ) -> tuple[int | None, str | None]:
         """The ``(total, method)`` of a page (see :meth:`page`)."""
         if count == "none":
             return None, None
         if count == "exact":
-            return self.storage.count(collection, where, scopes=scopes), "exact"
-        counted = self.storage.count(collection, where, limit=limit, scopes=scopes)
+            return self.storage.count(collection, where, scope=scope, scopes=scopes), "exact"
+        counted = self.storage.count(collection, where, limit=limit, scope=scope, scopes=scopes)
         if counted <= limit:
             return counted, "exact"
-        estimate = self.storage.estimate(collection, where, scopes)
+        estimate = self.storage.estimate(collection, where, scope, scopes)
         if estimate is not None and estimate > limit:
             return estimate, "estimate"
         return limit, "at-least"
@@ -376,6 +379,13 @@ class Engine:
                 data = self._allowed_update(collection, id_, loaded)
                 self._update(collection, id_, data, replace=True)
                 return self._reread(collection, [id_])[0], 200
+            access = _ACCESS.get()
+            if access is not None:
+                access.require(collection, "create", loaded)
+            if access is not None and access.scope(collection) is not None:
+                # A caller who sees only part of the collection cannot tell a free
+                # id from a hidden one: PUT creates nothing for them (POST does).
+                raise _missing(collection, {id_})
             if id_ > MAX_CREATED_ID:
                 raise BadRequest(
                     f"PUT creates objects with ids up to {MAX_CREATED_ID} only; "
@@ -434,8 +444,10 @@ class Engine:
         id_ = self._id(collection, id_)
 
         def work() -> tuple[None, int]:
-            self._require(collection, [id_])
             access = _ACCESS.get()
+            if access is not None:
+                access.require(collection, "delete")  # before telling whether it exists
+            self._require(collection, [id_])
             if access is not None and permission_of(collection) is not None:
                 access.require(collection, "delete", self.storage.fetch_one(collection, id_))
             self._delete(collection, id_)
@@ -762,8 +774,10 @@ class Engine:
         :raises Forbidden: (or Unauthorized) if the caller may not update it, or
             changes a field they may not change.
         """
-        self._require(collection, [id_])
         access = _ACCESS.get()
+        if access is not None:
+            access.require(collection, "update")  # before telling whether it exists
+        self._require(collection, [id_])
         if access is None or unguarded(collection):
             return data
         stored = self.storage.fetch_one(collection, id_)
@@ -797,8 +811,13 @@ class Engine:
                 continue
             if stored is not None:
                 same = self._holds(collection, stored, name, value)
+            elif name in server:
+                same = self._same(collection, name, value, server[name])
             else:
-                same = name in server and self._same(collection, name, value, server[name])
+                # On create, the value the field gets anyway (its default) stands.
+                if self._same(collection, name, value, _load_default(collection, name)):
+                    continue
+                same = False
             if not same:
                 key = collection.external_name(name)
                 raise Forbidden(
@@ -1022,18 +1041,22 @@ class Engine:
         )
 
 
-def _scoped(
-    collection: Collection, where: Node | None
-) -> tuple[Node | None, dict[str, Node] | None]:
-    """``where`` within the caller's scope of ``collection``, and the scopes of
-    every collection (for paths through relations); None for trusted code."""
+def _scopes(collection: Collection) -> tuple[Node | None, dict[str, Node] | None]:
+    """The caller's scope of ``collection``, and the scopes of every collection
+    (for paths through relations); None, None for trusted code."""
     access = _ACCESS.get()
     if access is None:
-        return where, None
-    scope = access.scope(collection)
-    if scope is not None:
-        where = scope if where is None else And((where, scope))
-    return where, access.scopes()
+        return None, None
+    return access.scope(collection), access.scopes()
+
+
+def _load_default(collection: Collection, name: str) -> Any:
+    """The value field ``name`` takes on create when the client gives none."""
+    field = collection.schema.fields[name]
+    default = field.load_default
+    if default is marshmallow.missing:
+        return [] if name in collection.relations and collection.relations[name].multi else None
+    return default() if callable(default) else default
 
 
 def _missing(collection: Collection, ids: set[int]) -> NotFound:

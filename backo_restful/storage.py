@@ -429,6 +429,7 @@ class PeeweeStorage:
         *,
         after: Sequence[Any] | None = None,
         reverse: bool = False,
+        scope: Node | None = None,
         scopes: Scopes | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of ``collection`` matching ``where``, in ``sort`` order then by id.
@@ -436,8 +437,10 @@ class PeeweeStorage:
         Each row also holds the values of sort keys read through joins, under the
         names :meth:`sort_row_keys` gives. ``after`` takes a row's sort-key values
         (the id last): the rows strictly after that position (keyset paging).
-        ``reverse`` reads the same order backwards. ``scopes`` limits the related
-        objects that paths in the filter and the sort see (see :data:`Scopes`).
+        ``reverse`` reads the same order backwards. ``scope`` is the caller's
+        scope of ``collection`` (a trusted filter, whose own paths see every
+        object); ``scopes`` limits the related objects that paths in ``where`` and
+        the sort see (see :data:`Scopes`).
         """
         table = self.table(collection)
         columns = table.select(*self._columns(collection))
@@ -456,9 +459,7 @@ class PeeweeStorage:
             query = query.select_extend(*joined)
         if reverse:
             keys = [(expr, not descending) for expr, descending in keys]
-        conditions = []
-        if where is not None:
-            conditions.append(self._where(collection, where, scopes))
+        conditions = self._conditions(collection, where, scope, scopes)
         if after is not None:
             conditions.append(_after(keys, after, non_null))
         if conditions:
@@ -473,6 +474,16 @@ class PeeweeStorage:
                 query = query.limit(_BIGINT_MAX)  # MySQL has no OFFSET without LIMIT
             query = query.offset(offset)
         return list(query.dicts())
+
+    def _conditions(
+        self, collection: Collection, where: Node | None, scope: Node | None, scopes: Scopes | None
+    ) -> list[Any]:
+        conditions = []
+        if where is not None:
+            conditions.append(self._where(collection, where, scopes))
+        if scope is not None:
+            conditions.append(self._where(collection, scope))
+        return conditions
 
     @staticmethod
     def sort_row_keys(sort: Sequence[SortKey], scopes: Scopes | None = None) -> list[str]:
@@ -496,6 +507,7 @@ class PeeweeStorage:
         where: Node | None = None,
         *,
         limit: int | None = None,
+        scope: Node | None = None,
         scopes: Scopes | None = None,
     ) -> int:
         """How many rows of ``collection`` match ``where``.
@@ -508,21 +520,27 @@ class PeeweeStorage:
             query = table.select(peewee.fn.COUNT(table.id))
         else:
             query = table.select(peewee.SQL("1")).limit(limit + 1)
-        if where is not None:
-            query = query.where(self._where(collection, where, scopes))
+        conditions = self._conditions(collection, where, scope, scopes)
+        if conditions:
+            query = query.where(*conditions)
         if limit is None:
             return int(query.scalar() or 0)
         wrapped = peewee.Select([query.alias("_rows")], [peewee.fn.COUNT(peewee.SQL("*"))])
         return int(wrapped.bind(self.db).scalar() or 0)
 
     def estimate(
-        self, collection: Collection, where: Node | None = None, scopes: Scopes | None = None
+        self,
+        collection: Collection,
+        where: Node | None = None,
+        scope: Node | None = None,
+        scopes: Scopes | None = None,
     ) -> int | None:
         """The database's own estimate of :meth:`count`, or None where it has none."""
         table = self.table(collection)
         name = table._meta.table_name
+        conditions = self._conditions(collection, where, scope, scopes)
         if self.backend == "postgresql":
-            if where is None:
+            if not conditions:
                 cursor = self.db.execute_sql(
                     "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (f'"{name}"',)
                 )
@@ -530,12 +548,12 @@ class PeeweeStorage:
                 if tuples is None or tuples < 0:
                     return None  # never analyzed: the planner's guess means nothing
                 return int(tuples)
-            query = table.select(table.id).where(self._where(collection, where, scopes))
+            query = table.select(table.id).where(*conditions)
             sql, params = query.sql()
             (plan,) = self.db.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
             plan = json.loads(plan) if isinstance(plan, str) else plan
             return int(plan[0]["Plan"]["Plan Rows"])
-        if self.backend == "mysql" and where is None:
+        if self.backend == "mysql" and not conditions:
             cursor = self.db.execute_sql(
                 "SELECT TABLE_ROWS FROM information_schema.TABLES "
                 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
