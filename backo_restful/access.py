@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .auth import Permission, User, user_of
-from .exceptions import BackoError, Forbidden, Unauthorized
+from .exceptions import BackoError, BadRequest, Forbidden, Unauthorized
 from .model import AUDIT_FIELDS, Collection, DataModel
 from .query import Condition, Node, Path, parse_filter
 
@@ -88,7 +88,11 @@ class Access:
                 else:
                     # A scope is the model's own filter: trusted, not limited by
                     # the caller's field rights.
-                    node = parse_filter(collection, permission.scope(self.auth))
+                    try:
+                        node = parse_filter(collection, permission.scope(self.auth))
+                    except BadRequest:
+                        # The caller's claims do not fit it (an id that is no id).
+                        node = NOTHING
             self._scopes[collection.name] = node
         return self._scopes[collection.name]
 

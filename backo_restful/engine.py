@@ -19,7 +19,7 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import marshmallow
@@ -348,6 +348,9 @@ class Engine:
         :raises NotFound: if a relation names an object that does not exist.
         """
         collection = self._collection(name)
+        access = _ACCESS.get()
+        if access is not None:
+            _refuse_early(access, collection, "create")
         many = isinstance(data, list)
         loaded = self._load_many(collection, data) if many else [self._load(collection, data)]
 
@@ -371,21 +374,21 @@ class Engine:
         """
         collection = self._collection(name)
         id_ = self._id(collection, id_)
+        access = _ACCESS.get()
+        if access is not None:
+            _refuse_early(access, collection, "update", "create")
         loaded = self._load(collection, data)
 
         def work() -> tuple[Any, int]:
+            scope = access.scope(collection) if access is not None else None
+            if scope is not None and not self._visible_ids(collection, {id_}):
+                # A caller who sees only part of the collection cannot tell a free
+                # id from a hidden one: for them PUT neither creates nor reveals.
+                raise _missing(collection, {id_})
             if self.storage.existing_ids(collection, [id_], lock=True):
-                # An object outside the caller's scope is neither replaced nor created.
                 data = self._allowed_update(collection, id_, loaded)
                 self._update(collection, id_, data, replace=True)
                 return self._reread(collection, [id_])[0], 200
-            access = _ACCESS.get()
-            if access is not None:
-                access.require(collection, "create", loaded)
-            if access is not None and access.scope(collection) is not None:
-                # A caller who sees only part of the collection cannot tell a free
-                # id from a hidden one: PUT creates nothing for them (POST does).
-                raise _missing(collection, {id_})
             if id_ > MAX_CREATED_ID:
                 raise BadRequest(
                     f"PUT creates objects with ids up to {MAX_CREATED_ID} only; "
@@ -406,6 +409,8 @@ class Engine:
         """
         collection = self._collection(name)
         id_ = self._id(collection, id_)
+        if _ACCESS.get() is not None:
+            _refuse_early(_ACCESS.get(), collection, "update")  # type: ignore[arg-type]
         loaded = self._load(collection, data, partial=True)
 
         def work() -> tuple[Any, int]:
@@ -580,7 +585,14 @@ class Engine:
         for relation in collection.relations.values():
             if relation.name in shown:
                 inner = None if selection is None else selection[relation.name]
-                related[relation.name] = self._related(relation, rows, ids, depth, budget, inner)
+                # Only the objects whose relation the caller may read are expanded
+                # (and counted against the budget).
+                rule = checks.get(relation.name)
+                owners = rows if rule is None else [row for row in rows if rule(access.auth, row)]  # type: ignore[union-attr]
+                owner_ids = ids if rule is None else [row["id"] for row in owners]
+                related[relation.name] = self._related(
+                    relation, owners, owner_ids, depth, budget, inner
+                )
         result = []
         for row in rows:
             id_ = row["id"]
@@ -695,8 +707,9 @@ class Engine:
         access = _ACCESS.get()
         server: dict[str, Any] = {}
         if access is not None:
-            access.require(collection, "create", data)
             server = self._owner_values(collection, access)
+            # Permission and rights functions see the object as it will be created.
+            access.require(collection, "create", {**data, **server})
             data = self._guard(collection, data, None, server, access)
         values = _scalar_values(collection, data)
         later = []
@@ -760,10 +773,33 @@ class Engine:
                 values[relation.name] = self._target_for(relation, value, id_)
             else:
                 later.append((relation, value))
+        if access is not None:
+            self._keep_hidden_links(collection, id_, values)
         self._check_unique(collection, values, id_)
         self.storage.update(collection, id_, values)
         for relation, value in later:
             self._assign(relation, id_, value, creating=False)
+
+    def _keep_hidden_links(self, collection: Collection, id_: int, values: dict[str, Any]) -> None:
+        """Leave a key that points at an object the caller cannot see as it is,
+        where the write would null it: to the caller it was null already."""
+        access = _ACCESS.get()
+        assert access is not None
+        nulled = [
+            relation
+            for relation in collection.relations.values()
+            if relation.storage == "fk_here"
+            and relation.name in values
+            and values[relation.name] is None
+            and access.scope(relation.target) is not None
+        ]
+        if not nulled:
+            return
+        stored = self.storage.fetch_one(collection, id_) or {}
+        for relation in nulled:
+            target = stored.get(relation.name)
+            if target is not None and not self._visible_ids(relation.target, {target}):
+                del values[relation.name]
 
     def _allowed_update(
         self, collection: Collection, id_: int, data: dict[str, Any]
@@ -799,8 +835,9 @@ class Engine:
         managed = managed_fields(collection)
         given = data.given if isinstance(data, Loaded) else frozenset(data)
         kept = dict(data)
+        obj = stored if stored is not None else {**data, **server}
         for name, value in data.items():
-            allowed = access.can_modify(collection, name, stored if stored is not None else data)
+            allowed = access.can_modify(collection, name, obj)
             if name not in given:
                 # A default the client did not send: it stands on create; an update
                 # keeps the stored value of a field the caller may not set.
@@ -810,7 +847,10 @@ class Engine:
             if name not in managed and allowed:
                 continue
             if stored is not None:
-                same = self._holds(collection, stored, name, value)
+                # A value the caller cannot read is not compared: no answer may
+                # tell whether a guess was right.
+                readable = access.can_read(collection, name, stored)
+                same = readable and self._holds(collection, stored, name, value)
             elif name in server:
                 same = self._same(collection, name, value, server[name])
             else:
@@ -833,7 +873,10 @@ class Engine:
         relation = collection.relations.get(name)
         if relation is None or relation.storage == "fk_here":
             return self._same(collection, name, value, row[name])
-        current = sorted(rid for _, rid, _ in self.storage.links(relation, [row["id"]]))
+        access = _ACCESS.get()
+        scope = access.scope(relation.target) if access is not None else None
+        links = self.storage.links(relation, [row["id"]], scope=scope)
+        current = sorted(rid for _, rid, _ in links)
         items = value if relation.multi else ([] if value is None else [value])
         if any(isinstance(item, NewObject) for item in items):
             return False
@@ -852,12 +895,18 @@ class Engine:
         values = {}
         for name, user_id in access.owner_values(collection).items():
             field = collection.scalars.get(name)
-            if field is not None:
-                values[name] = to_storable(field, field.deserialize(user_id))
-            elif user_id is not None and user_id.isdigit():
-                values[name] = int(user_id)  # a Ref to the users' collection
-            else:
-                values[name] = None
+            try:
+                if field is not None:
+                    values[name] = to_storable(field, field.deserialize(user_id))
+                else:  # a Ref to the users' collection
+                    if not (user_id and user_id.isascii() and user_id.isdigit()):
+                        raise ValueError(user_id)
+                    values[name] = check_id(int(user_id))
+            except (ValidationError, ValueError, OverflowError):
+                raise Forbidden(
+                    f"Your id cannot own a {collection.name}.",
+                    {"collection": collection.name, "field": collection.external_name(name)},
+                ) from None
         return values
 
     def _check_unique(
@@ -874,9 +923,14 @@ class Engine:
             other = self.storage.taken(collection, name, value, id_)
             if other is not None:
                 key = collection.external_name(name)
+                details = {"collection": collection.name, "field": key, "id": other}
+                holder = f"{collection.name} {other}"
+                if not self._visible_ids(collection, {other}):  # not named to the caller
+                    del details["id"]
+                    holder = f"Another {collection.name}"
                 raise Conflict(
-                    f"{collection.name} {other} already has this {key}: it must be unique.",
-                    {"collection": collection.name, "field": key, "id": other},
+                    f"{holder} already has this {key}: it must be unique.",
+                    details,
                     code="UNIQUE_VIOLATION",
                 )
 
@@ -901,10 +955,7 @@ class Engine:
 
         Those objects change: the caller must be allowed to update each of them.
         """
-        access = _ACCESS.get()
-        if access is not None and permission_of(relation.collection) is not None:
-            for row in self.storage.fetch(relation.collection, ids):
-                access.require(relation.collection, "update", row)
+        self._may_change(relation.collection, ids, "update", relation.name)
         if relation.required:
             raise Conflict(
                 f"{relation.collection.name} {', '.join(map(str, sorted(ids)))} "
@@ -925,10 +976,14 @@ class Engine:
         new = [item for item in items if isinstance(item, NewObject)]
         self._require(relation.target, ids)
         back = relation.reverse
+        # Links to objects the caller cannot see are neither shown nor changed.
+        access = _ACCESS.get()
+        scope = access.scope(relation.target) if access is not None else None
         if relation.storage == "m2m":
             current = set()
             if not creating:
-                current = {rid for _, rid, _ in self.storage.links(relation, [owner])}
+                links = self.storage.links(relation, [owner], scope=scope)
+                current = {rid for _, rid, _ in links}
             wanted = set(ids) | {self._create(relation.target, item.data) for item in new}
             if current - wanted:
                 self.storage.m2m_remove(relation, [owner], current - wanted)
@@ -938,6 +993,8 @@ class Engine:
         current = set()
         if not creating:
             current = {row for row, _ in self.storage.rows_linked_to(back, [owner])}
+            if scope is not None and current:
+                current = self.storage.existing_ids(relation.target, current, scope=scope)
         removed = current - set(ids)
         if removed:
             self._release(back, sorted(removed))
@@ -952,6 +1009,7 @@ class Engine:
                         {"collection": relation.target.name, "id": taken[0]},
                         code="REQUIRED_RELATION",
                     )
+            self._may_change(relation.target, added, "update", back.name)
             self.storage.set_link(back, added, owner)
         for item in new:
             self._create(relation.target, item.data, link=(back.name, owner))
@@ -982,7 +1040,7 @@ class Engine:
                 if strategy is DeleteStrategy.MUST_BE_EMPTY:
                     raise self._refused(current, ids, relation, linked, "NOT_EMPTY")
                 if strategy is DeleteStrategy.DELETE_REFERENCED_ITEMS:
-                    self._may_delete(relation.target, linked)
+                    self._may_change(relation.target, linked, "delete")
                     gone |= linked
                     pending.append((relation.target, linked))
                 elif relation.storage == "fk_there":
@@ -1009,19 +1067,50 @@ class Engine:
             if doomed.get(name):
                 self.storage.delete(self.model.collections[name], doomed[name])
 
-    def _may_delete(self, collection: Collection, ids: set[int]) -> None:
-        """Refuse a cascade that deletes an object the caller may not delete."""
-        access = _ACCESS.get()
-        if access is not None and permission_of(collection) is not None:
-            for row in self.storage.fetch(collection, ids):
-                access.require(collection, "delete", row)
+    def _may_change(
+        self, collection: Collection, ids: Iterable[int], action: str, field: str | None = None
+    ) -> None:
+        """Refuse a write that also changes (``update``, in ``field``) or deletes
+        other objects, unless the caller may do that to each of them.
 
-    @staticmethod
+        Objects outside the caller's scope are refused without a word on which
+        they are: the write is refused as a whole (403).
+        """
+        access = _ACCESS.get()
+        if access is None or (
+            permission_of(collection) is None and field not in managed_fields(collection)
+        ):
+            return
+        ids = set(ids)
+        rows = self.storage.fetch(collection, ids, scope=access.scope(collection))
+        if len(rows) < len(ids):
+            raise Forbidden(
+                f"This would {'delete' if action == 'delete' else 'change'} "
+                f"{collection.name} objects you may not {action}.",
+                {"collection": collection.name, "action": action},
+            )
+        if field is not None and field in managed_fields(collection):
+            key = collection.external_name(field)
+            raise Forbidden(
+                f"{key} of {collection.name} is set by the server.",
+                {"collection": collection.name, "field": key},
+            )
+        for row in rows:
+            access.require(collection, action, row)
+
     def _refused(
-        collection: Collection, ids: set[int], relation: RelationInfo, linked: set[int], code: str
+        self,
+        collection: Collection,
+        ids: set[int],
+        relation: RelationInfo,
+        linked: set[int],
+        code: str,
     ) -> Conflict:
         which = ", ".join(map(str, sorted(ids)))
-        others = ", ".join(map(str, sorted(linked)))
+        shown = self._visible_ids(relation.target, linked)  # hidden ones are not named
+        others = ", ".join(map(str, sorted(shown)))
+        if len(shown) < len(linked):
+            others = f"{others} and others" if shown else "objects"
         if code == "NOT_EMPTY":
             reason = (
                 f"{relation.target.name} {others} still linked through {relation.key} "
@@ -1035,10 +1124,18 @@ class Engine:
                 "collection": collection.name,
                 "ids": sorted(ids),
                 "field": relation.key,
-                "linked": {"collection": relation.target.name, "ids": sorted(linked)},
+                "linked": {"collection": relation.target.name, "ids": sorted(shown)},
             },
             code=code,
         )
+
+    def _visible_ids(self, collection: Collection, ids: set[int]) -> set[int]:
+        """Those of ``ids`` the caller may see."""
+        access = _ACCESS.get()
+        scope = access.scope(collection) if access is not None else None
+        if scope is None or not ids:
+            return ids
+        return self.storage.existing_ids(collection, ids, scope=scope)
 
 
 def _scopes(collection: Collection) -> tuple[Node | None, dict[str, Node] | None]:
@@ -1048,6 +1145,14 @@ def _scopes(collection: Collection) -> tuple[Node | None, dict[str, Node] | None
     if access is None:
         return None, None
     return access.scope(collection), access.scopes()
+
+
+def _refuse_early(access: Access, collection: Collection, *actions: str) -> None:
+    """Refuse a caller whom no object could allow any of ``actions`` (asked with
+    ``obj=None``), before the request's body or its object are looked at."""
+    permission = permission_of(collection)
+    if permission is not None and not any(permission.can(access.auth, a) for a in actions):
+        raise access.refusal(collection, actions[0])
 
 
 def _load_default(collection: Collection, name: str) -> Any:

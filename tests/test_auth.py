@@ -557,3 +557,112 @@ def test_an_owner_field_that_is_a_relation(make_engine: Any) -> None:
         engine.post("paper", {"title": "z", "owner": 2}, auth=ALICE)
     with pytest.raises(NotFound):
         engine.patch("paper", 2, {"title": "mine"}, auth=ALICE)
+
+
+# -- what a write must neither change nor tell ----------------------------------------------
+
+
+def test_hidden_links_are_left_alone(call: Caller) -> None:
+    call.engine.patch("note", 3, {"tags": [1]})  # bob's note, hidden from alice
+    assert call(ALICE, "GET", "tag", 1).body["notes"] == [1]
+    status(call(ALICE, "PATCH", "tag", 1, {"notes": []}), 200)
+    status(call(ALICE, "PUT", "tag", 1, {"label": "red"}), 200)
+    assert call.engine.get("note", 3)[0]["tags"] == [1]
+    # Bob's folder 2 holds alice's note 2, which he cannot see: his PUT empties the
+    # folder of what he sees, and leaves alice's note there.
+    assert status(call(BOB, "PUT", "folder", 2, {"name": "b"}), 200).body["notes"] == []
+    assert call.engine.get("note", 2)[0]["folder"] == 2
+    assert call.engine.get("note", 3)[0]["folder"] is None
+
+
+shared = DataModel("shared")
+
+
+@shared.collection("member", permissions=Anyone())
+class SharedMember(Schema):
+    name = fields.String()
+    sheets = RefsList("sheet", reverse="owner", on_delete=DeleteStrategy.MUST_BE_EMPTY)
+
+
+@shared.collection("sheet", permissions=Owner("owner"))
+class Sheet(Schema):
+    title = fields.String()
+    code = fields.String(metadata={"unique": True})
+    verdict = fields.String(metadata={"can_read": False, "can_modify": False})
+    owner = Ref("member", reverse="sheets")
+
+
+@pytest.fixture
+def sheets(make_engine: Any) -> Any:
+    engine = make_engine(shared)
+    engine.post("member", [{"name": "alice"}, {"name": "bob"}])
+    engine.post("sheet", {"title": "a", "code": "X"}, auth=ALICE)
+    engine.patch("sheet", 1, {"verdict": "spam"})  # trusted code
+    return engine
+
+
+def test_errors_do_not_name_hidden_objects(sheets: Any) -> None:
+    body, code, _ = basic.post("sheet", {"title": "b", "code": "X"}, engine=sheets, auth=BOB)
+    assert code == 409 and body["error"]["details"] == {"collection": "sheet", "field": "code"}
+    assert body["error"]["message"] == "Another sheet already has this code: it must be unique."
+    body, code, _ = basic.delete("member", 1, engine=sheets, auth=BOB)
+    assert code == 409 and body["error"]["details"]["linked"] == {"collection": "sheet", "ids": []}
+    assert "sheet objects still linked" in body["error"]["message"]
+
+
+def test_linking_from_the_other_side_changes_the_linked_object(sheets: Any) -> None:
+    # The owner is server-set: moving a sheet to another member from the member's
+    # side is refused as from the sheet's side; a hidden sheet is not found.
+    with pytest.raises(Forbidden, match="set by the server"):
+        sheets.patch("member", 2, {"sheets": [1]}, auth=ALICE)
+    with pytest.raises(NotFound):
+        sheets.patch("member", 2, {"sheets": [1]}, auth=BOB)
+    assert sheets.get("sheet", 1)[0]["owner"] == 1
+
+
+def test_no_answer_tells_a_hidden_value(sheets: Any) -> None:
+    for guess in ("ham", "spam"):  # the right guess is refused as the wrong one
+        with pytest.raises(Forbidden):
+            sheets.patch("sheet", 1, {"verdict": guess}, auth=ALICE)
+
+
+def test_claims_that_fit_no_owner(sheets: Any) -> None:
+    for sub in ("x", "٣", "99999999999999999999999", 1.5):
+        with pytest.raises(Forbidden):
+            sheets.post("sheet", {"title": "t"}, auth={"sub": sub})
+        assert sheets.get("sheet", auth={"sub": sub}) == ([], 200)
+
+
+def test_a_refused_caller_is_refused_before_the_body_is_read(call: Caller) -> None:
+    status(call(ANONYMOUS, "POST", "note", data={"title": 5, "nope": 1}), 401)
+    status(call(ANONYMOUS, "PATCH", "note", 1, {"nope": 1}), 401)
+    status(call(ANONYMOUS, "PUT", "note", 1, {"nope": 1}), 401)
+
+
+def mine(auth: Mapping[str, Any], obj: Any) -> bool:
+    return obj is not None and str(obj["id"]) == user_of(auth).id
+
+
+people = DataModel("people")
+
+
+@people.collection("person")
+class Person(Schema):
+    name = fields.String()
+    contacts = RefsList("contact", reverse="person", metadata={"can_read": mine})
+
+
+@people.collection("contact")
+class Contact(Schema):
+    name = fields.String()
+    person = Ref("person", reverse="contacts")
+
+
+def test_hidden_relations_are_not_expanded(make_engine: Any) -> None:
+    engine = make_engine(people)
+    bobs = [{"name": str(n)} for n in range(5)]
+    engine.post("person", [{"name": "alice", "contacts": [{"name": "c"}]},
+                           {"name": "bob", "contacts": bobs}])  # fmt: skip
+    # 2 people and alice's 1 contact: bob's 5 are neither shown nor counted.
+    body, code, _ = basic.get("person", depth=2, max_objects=3, engine=engine, auth=ALICE)
+    assert code == 200 and body[0]["contacts"][0]["name"] == "c" and "contacts" not in body[1]
