@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .auth import Permission, User, user_of
@@ -96,14 +96,10 @@ class Access:
             self._scopes[collection.name] = node
         return self._scopes[collection.name]
 
-    def scopes(self) -> dict[str, Node]:
-        """Collection name -> scope, for every collection that has one."""
-        found = {}
-        for collection in self.model.collections.values():
-            scope = self.scope(collection)
-            if scope is not None:
-                found[collection.name] = scope
-        return found
+    def scopes(self) -> Mapping[str, Node]:
+        """Collection name -> scope, for every collection that has one (each
+        worked out when first looked up)."""
+        return _Scopes(self)
 
     def hidden(self, collection: Collection, name: str) -> bool:
         """Whether field ``name`` is hidden from the caller wherever no single
@@ -128,6 +124,24 @@ class Access:
         if permission is None:
             return {}
         return dict.fromkeys(permission.owner_fields(), self.user.id)
+
+
+class _Scopes(Mapping[str, Node]):
+    def __init__(self, access: Access) -> None:
+        self._access = access
+
+    def __getitem__(self, name: str) -> Node:
+        collection = self._access.model.collections.get(name)
+        scope = None if collection is None else self._access.scope(collection)
+        if scope is None:
+            raise KeyError(name)
+        return scope
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self._access.model.collections if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def managed_fields(collection: Collection) -> set[str]:

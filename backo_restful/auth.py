@@ -354,10 +354,17 @@ class Owner(Permission):
         return f"Owner(field={self.field!r})"
 
 
-class _All(Permission):
+class _Combined(Permission):
+    """Permissions built of others (``&``, ``|``): the owner fields of each part."""
+
     def __init__(self, *parts: Permission) -> None:
         self.parts = parts
 
+    def owner_fields(self) -> set[str]:
+        return set().union(*(part.owner_fields() for part in self.parts))
+
+
+class _All(_Combined):
     def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
         return all(part.can(auth, action, obj) for part in self.parts)
 
@@ -367,17 +374,11 @@ class _All(Permission):
             return None
         return scopes[0] if len(scopes) == 1 else {"$and": scopes}
 
-    def owner_fields(self) -> set[str]:
-        return set().union(*(part.owner_fields() for part in self.parts))
-
     def __repr__(self) -> str:
         return " & ".join(f"({part!r})" for part in self.parts)
 
 
-class _Any(Permission):
-    def __init__(self, *parts: Permission) -> None:
-        self.parts = parts
-
+class _Any(_Combined):
     def can(self, auth: Claims, action: str, obj: Claims | None = None) -> bool:
         return any(part.can(auth, action, obj) for part in self.parts)
 
@@ -387,9 +388,6 @@ class _Any(Permission):
         if not scopes or any(s is None for s in scopes):
             return None
         return scopes[0] if len(scopes) == 1 else {"$or": scopes}
-
-    def owner_fields(self) -> set[str]:
-        return set().union(*(part.owner_fields() for part in self.parts))
 
     def __repr__(self) -> str:
         return " | ".join(f"({part!r})" for part in self.parts)

@@ -64,7 +64,7 @@ from .query import (
     paths_of,
     resolve_path,
 )
-from .storage import PeeweeStorage, to_storable
+from .storage import PeeweeStorage, Scopes, to_storable
 
 Auth = Mapping[str, Any] | None
 _T = TypeVar("_T")
@@ -306,7 +306,7 @@ class Engine:
         count: str,
         limit: int,
         scope: Node | None,
-        scopes: dict[str, Node] | None,
+        scopes: Scopes | None,
     ) -> tuple[int | None, str | None]:
         """The ``(total, method)`` of a page (see :meth:`page`)."""
         if count == "none":
@@ -326,7 +326,7 @@ class Engine:
         collection: Collection,
         keys: list[SortKey],
         row: dict[str, Any],
-        scopes: dict[str, Node] | None,
+        scopes: Scopes | None,
     ) -> str:
         values = [row[name] for name in self.storage.sort_row_keys(keys, scopes)]
         return paging.encode(collection, keys, values)
@@ -1138,7 +1138,7 @@ class Engine:
         return self.storage.existing_ids(collection, ids, scope=scope)
 
 
-def _scopes(collection: Collection) -> tuple[Node | None, dict[str, Node] | None]:
+def _scopes(collection: Collection) -> tuple[Node | None, Scopes | None]:
     """The caller's scope of ``collection``, and the scopes of every collection
     (for paths through relations); None, None for trusted code."""
     access = _ACCESS.get()
