@@ -16,7 +16,7 @@ from typing import Any
 from .auth import Permission, User, user_of
 from .exceptions import BackoError, BadRequest, Forbidden, Unauthorized
 from .model import AUDIT_FIELDS, Collection, DataModel
-from .query import Condition, Node, Path, parse_filter
+from .query import And, Condition, Node, Not, Or, Path, parse_filter
 
 #: A filter no object matches: the scope of a collection the caller may not read.
 NOTHING: Node = Condition(Path((), "id", "id"), "in", ())
@@ -93,8 +93,24 @@ class Access:
                     except BadRequest:
                         # The caller's claims do not fit it (an id that is no id).
                         node = NOTHING
+                    if node is not None and not self._owns_exactly(permission, node):
+                        node = NOTHING
             self._scopes[collection.name] = node
         return self._scopes[collection.name]
+
+    def _owns_exactly(self, permission: Permission, node: Node) -> bool:
+        """Whether the owner tests of a scope compare the caller's id itself: a
+        ``sub`` of "03" or " 3" parses as 3, but is not user 3."""
+        owners = permission.owner_fields()
+        if isinstance(node, And | Or):
+            return all(self._owns_exactly(permission, part) for part in node.nodes)
+        if isinstance(node, Not):
+            return self._owns_exactly(permission, node.node)
+        path = node.path
+        name = path.steps[0].name if len(path.steps) == 1 and path.field == "id" else path.field
+        if name not in owners or path.steps and path.field != "id" or node.op != "eq":
+            return True
+        return str(node.value) == self.user.id
 
     def scopes(self) -> Mapping[str, Node]:
         """Collection name -> scope, for every collection that has one (each

@@ -112,20 +112,26 @@ def user_of(auth: Mapping[str, Any] | None) -> User:
 _APP_KEY = "backo_restful.auth"
 
 
-def _current_user() -> User:
+def caller_of(authenticator: JWTAuth | None) -> User:
+    """The caller of the current request as ``authenticator`` sees them (each
+    authenticator authenticates a request once; None: anonymous)."""
     if not has_request_context():
         return User()
-    user = g.get("_backo_user")
-    if user is None:
-        authenticator = current_app.extensions.get(_APP_KEY)
-        user = authenticator.authenticate() if authenticator is not None else User()
-        g._backo_user = user
-    return user  # type: ignore[no-any-return]
+    users = g.setdefault("_backo_users", {})
+    key = id(authenticator)
+    if key not in users:
+        users[key] = authenticator.authenticate() if authenticator is not None else User()
+    return users[key]  # type: ignore[no-any-return]
+
+
+def _current_user() -> User:
+    return caller_of(current_app.extensions.get(_APP_KEY) if has_request_context() else None)
 
 
 #: The caller of the current request (anonymous outside a request, or when no
-#: ``Api`` of the app authenticates). Reading it authenticates the request once;
-#: a bad token raises :class:`~backo_restful.exceptions.Unauthorized`.
+#: ``Api`` of the app authenticates), as the first ``Api`` with ``auth`` on the
+#: app authenticates them. Reading it authenticates the request once; a bad
+#: token raises :class:`~backo_restful.exceptions.Unauthorized`.
 current_user: User = LocalProxy(_current_user)  # type: ignore[assignment]
 
 _HMAC = ("HS256", "HS384", "HS512")
@@ -265,8 +271,9 @@ class Permission:
         """May ``auth`` do ``action`` (``read``, ``create``, ``update``,
         ``delete``)? ``obj`` is the stored object for ``update``/``delete`` (field
         names to stored values), the data being created for ``create``, and None
-        for ``read`` and when an update or delete is first checked, before the
-        object is read: answer True there if only the object can decide."""
+        for ``read`` and when any other action is first checked, before the
+        request's body or object is read: answer True there if only the object
+        can decide."""
         return True
 
     def scope(self, auth: Claims) -> Claims | None:

@@ -44,6 +44,7 @@ from .model import (
     NewObject,
     RelationInfo,
     check_id,
+    storable,
 )
 from .paging import Page
 from .query import (
@@ -373,10 +374,10 @@ class Engine:
         Creates it at that id (status 201) when the id is free.
         """
         collection = self._collection(name)
-        id_ = self._id(collection, id_)
         access = _ACCESS.get()
         if access is not None:
             _refuse_early(access, collection, "update", "create")
+        id_ = self._id(collection, id_)
         loaded = self._load(collection, data)
 
         def work() -> tuple[Any, int]:
@@ -408,9 +409,10 @@ class Engine:
         :raises NotFound: if there is no such object.
         """
         collection = self._collection(name)
+        access = _ACCESS.get()
+        if access is not None:
+            _refuse_early(access, collection, "update")
         id_ = self._id(collection, id_)
-        if _ACCESS.get() is not None:
-            _refuse_early(_ACCESS.get(), collection, "update")  # type: ignore[arg-type]
         loaded = self._load(collection, data, partial=True)
 
         def work() -> tuple[Any, int]:
@@ -446,12 +448,12 @@ class Engine:
         :raises Conflict: if a strategy refuses the delete.
         """
         collection = self._collection(name)
+        access = _ACCESS.get()
+        if access is not None:
+            _refuse_early(access, collection, "delete")  # before telling whether it exists
         id_ = self._id(collection, id_)
 
         def work() -> tuple[None, int]:
-            access = _ACCESS.get()
-            if access is not None:
-                access.require(collection, "delete")  # before telling whether it exists
             self._require(collection, [id_])
             if access is not None and permission_of(collection) is not None:
                 access.require(collection, "delete", self.storage.fetch_one(collection, id_))
@@ -707,6 +709,7 @@ class Engine:
         access = _ACCESS.get()
         server: dict[str, Any] = {}
         if access is not None:
+            _refuse_early(access, collection, "create")  # nested objects too
             server = self._owner_values(collection, access)
             # Permission and rights functions see the object as it will be created.
             access.require(collection, "create", {**data, **server})
@@ -722,6 +725,9 @@ class Engine:
                 values[relation.name] = self._target_for(relation, data[relation.name], None)
             else:
                 later.append((relation, data[relation.name]))
+        # Keys the caller sets (not the server's, not the enclosing object's).
+        own_keys = {k: v for k, v in values.items() if link is None or k != link[0]}
+        self._relink(collection, None, own_keys)
         values.update(server)
         user_id = access.user.id if access is not None else None
         for name, value in audit_values(collection, user_id, create=True).items():
@@ -773,33 +779,44 @@ class Engine:
                 values[relation.name] = self._target_for(relation, value, id_)
             else:
                 later.append((relation, value))
-        if access is not None:
-            self._keep_hidden_links(collection, id_, values)
+        self._relink(collection, id_, values)
         self._check_unique(collection, values, id_)
         self.storage.update(collection, id_, values)
         for relation, value in later:
             self._assign(relation, id_, value, creating=False)
 
-    def _keep_hidden_links(self, collection: Collection, id_: int, values: dict[str, Any]) -> None:
-        """Leave a key that points at an object the caller cannot see as it is,
-        where the write would null it: to the caller it was null already."""
-        access = _ACCESS.get()
-        assert access is not None
-        nulled = [
+    def _relink(self, collection: Collection, id_: int | None, values: dict[str, Any]) -> None:
+        """Check the keys a write sets: a link is part of both objects, so the
+        objects a key pointed at and will point at change too.
+
+        A key that points at an object the caller cannot see is left as it is
+        where the write would null it (to the caller it was null already), and
+        cannot be pointed elsewhere.
+        """
+        changed = [
             relation
             for relation in collection.relations.values()
-            if relation.storage == "fk_here"
-            and relation.name in values
-            and values[relation.name] is None
-            and access.scope(relation.target) is not None
+            if relation.storage == "fk_here" and relation.name in values
         ]
-        if not nulled:
+        if _ACCESS.get() is None or not changed:
             return
-        stored = self.storage.fetch_one(collection, id_) or {}
-        for relation in nulled:
-            target = stored.get(relation.name)
-            if target is not None and not self._visible_ids(relation.target, {target}):
-                del values[relation.name]
+        stored = self.storage.fetch_one(collection, id_) or {} if id_ is not None else {}
+        for relation in changed:
+            old, new = stored.get(relation.name), values[relation.name]
+            if old == new:
+                continue
+            if old is not None and not self._visible_ids(relation.target, {old}):
+                if new is None:
+                    del values[relation.name]
+                    continue
+                key = collection.external_name(relation.name)
+                raise Forbidden(
+                    f"{key} of this {collection.name} links to an object you may not change.",
+                    {"collection": collection.name, "field": key},
+                )
+            touched = {target for target in (old, new) if target is not None}
+            self._may_change(relation.target, touched, "update", relation.reverse.name)
+            self._touch(relation.target, touched)
 
     def _allowed_update(
         self, collection: Collection, id_: int, data: dict[str, Any]
@@ -897,11 +914,13 @@ class Engine:
             field = collection.scalars.get(name)
             try:
                 if field is not None:
-                    values[name] = to_storable(field, field.deserialize(user_id))
+                    value = to_storable(field, field.deserialize(user_id))
                 else:  # a Ref to the users' collection
-                    if not (user_id and user_id.isascii() and user_id.isdigit()):
-                        raise ValueError(user_id)
-                    values[name] = check_id(int(user_id))
+                    value = check_id(int(user_id or ""))
+                # Only the id itself: "03" or " 3" would own user 3's objects.
+                if str(value) != user_id or storable(value)[1] is not None:
+                    raise ValueError(user_id)
+                values[name] = value
             except (ValidationError, ValueError, OverflowError):
                 raise Forbidden(
                     f"Your id cannot own a {collection.name}.",
@@ -956,6 +975,7 @@ class Engine:
         Those objects change: the caller must be allowed to update each of them.
         """
         self._may_change(relation.collection, ids, "update", relation.name)
+        self._touch(relation.collection, ids)
         if relation.required:
             raise Conflict(
                 f"{relation.collection.name} {', '.join(map(str, sorted(ids)))} "
@@ -984,6 +1004,10 @@ class Engine:
             if not creating:
                 links = self.storage.links(relation, [owner], scope=scope)
                 current = {rid for _, rid, _ in links}
+            changed = (current - set(ids)) | (set(ids) - current)
+            # A link is part of both objects: the others change too.
+            self._may_change(relation.target, changed, "update", back.name)
+            self._touch(relation.target, changed)
             wanted = set(ids) | {self._create(relation.target, item.data) for item in new}
             if current - wanted:
                 self.storage.m2m_remove(relation, [owner], current - wanted)
@@ -994,7 +1018,14 @@ class Engine:
         if not creating:
             current = {row for row, _ in self.storage.rows_linked_to(back, [owner])}
             if scope is not None and current:
-                current = self.storage.existing_ids(relation.target, current, scope=scope)
+                linked, current = current, self._visible_ids(relation.target, current)
+                if linked - current and not relation.multi and ids:
+                    key = relation.collection.external_name(relation.name)
+                    raise Forbidden(
+                        f"{key} of this {relation.collection.name} links to an object "
+                        "you may not change.",
+                        {"collection": relation.collection.name, "field": key},
+                    )
         removed = current - set(ids)
         if removed:
             self._release(back, sorted(removed))
@@ -1010,6 +1041,12 @@ class Engine:
                         code="REQUIRED_RELATION",
                     )
             self._may_change(relation.target, added, "update", back.name)
+            if not relation.multi:
+                # One-to-one: the added object leaves its previous holder.
+                holders = {held for _, held in self._partners(back, added) if held != owner}
+                self._may_change(relation.collection, holders, "update", relation.name)
+                self._touch(relation.collection, holders)
+            self._touch(relation.target, added)
             self.storage.set_link(back, added, owner)
         for item in new:
             self._create(relation.target, item.data, link=(back.name, owner))
@@ -1077,11 +1114,9 @@ class Engine:
         they are: the write is refused as a whole (403).
         """
         access = _ACCESS.get()
-        if access is None or (
-            permission_of(collection) is None and field not in managed_fields(collection)
-        ):
-            return
         ids = set(ids)
+        if access is None or unguarded(collection) or not ids:
+            return
         rows = self.storage.fetch(collection, ids, scope=access.scope(collection))
         if len(rows) < len(ids):
             raise Forbidden(
@@ -1097,6 +1132,21 @@ class Engine:
             )
         for row in rows:
             access.require(collection, action, row)
+            if field is not None and not access.can_modify(collection, field, row):
+                key = collection.external_name(field)
+                raise Forbidden(
+                    f"{key} of {collection.name} is not yours to change.",
+                    {"collection": collection.name, "field": key},
+                )
+
+    def _touch(self, collection: Collection, ids: Iterable[int]) -> None:
+        """Record in the audit fields of objects ``ids`` that a write changed them."""
+        if not collection.options.get("audit"):
+            return
+        access = _ACCESS.get()
+        values = audit_values(collection, access.user.id if access else None, create=False)
+        for id_ in sorted(set(ids)):
+            self.storage.update(collection, id_, values)
 
     def _refused(
         self,

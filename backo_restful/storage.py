@@ -825,8 +825,9 @@ class PeeweeStorage:
         columns = self._columns(relation.target) if with_rows else [target.id]
         for chunk in _chunks(ids):
             if relation.storage == "fk_here":
-                owner_table = self.table(relation.collection)
-                fk = self.column(relation.collection, relation.name)
+                # Aliased: the owner's table may be the target's own.
+                owner_table = self.table(relation.collection).alias("_owner_row")
+                fk = getattr(owner_table, self.column(relation.collection, relation.name).name)
                 query = (
                     owner_table.select(owner_table.id.alias("_owner"), *columns)
                     .join(target, on=(fk == target.id))

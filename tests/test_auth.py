@@ -278,6 +278,7 @@ def test_nested_writes_check_every_collection(call: Caller) -> None:
 def test_taking_a_partner_away_needs_the_right_to_update_its_holder(call: Caller) -> None:
     call.engine.post("seat", {"number": 7, "folder": 2})  # bob's folder holds seat 1
     status(call(ALICE, "PATCH", "folder", 1, {"seat": 1}), 403)
+    status(call(ALICE, "PATCH", "seat", 1, {"folder": 1}), 403)  # from the seat's side
     assert call.engine.get("folder", 2)[0]["seat"] == 1
     call.engine.post("seat", {"number": 8})
     assert status(call(ALICE, "PATCH", "folder", 1, {"seat": 2}), 200).body["seat"] == 2
@@ -573,6 +574,11 @@ def test_hidden_links_are_left_alone(call: Caller) -> None:
     assert status(call(BOB, "PUT", "folder", 2, {"name": "b"}), 200).body["notes"] == []
     assert call.engine.get("note", 2)[0]["folder"] == 2
     assert call.engine.get("note", 3)[0]["folder"] is None
+    # To alice her note 2 has no folder: nulling it keeps bob's folder, moving it
+    # out of bob's folder changes his folder, which she may not.
+    assert status(call(ALICE, "PATCH", "note", 2, {"folder": None}), 200).body["folder"] is None
+    status(call(ALICE, "PATCH", "note", 2, {"folder": 1}), 403)
+    assert call.engine.get("note", 2)[0]["folder"] == 2
 
 
 shared = DataModel("shared")
@@ -627,7 +633,7 @@ def test_no_answer_tells_a_hidden_value(sheets: Any) -> None:
 
 
 def test_claims_that_fit_no_owner(sheets: Any) -> None:
-    for sub in ("x", "٣", "99999999999999999999999", 1.5):
+    for sub in ("x", "٣", "99999999999999999999999", 1.5, "01", " 1", "+1"):
         with pytest.raises(Forbidden):
             sheets.post("sheet", {"title": "t"}, auth={"sub": sub})
         assert sheets.get("sheet", auth={"sub": sub}) == ([], 200)
@@ -635,6 +641,9 @@ def test_claims_that_fit_no_owner(sheets: Any) -> None:
 
 def test_a_refused_caller_is_refused_before_the_body_is_read(call: Caller) -> None:
     status(call(ANONYMOUS, "POST", "note", data={"title": 5, "nope": 1}), 401)
+    status(call(ANONYMOUS, "POST", "tag", data={"label": "t", "notes": [{"title": "n"}]}), 401)
+    for method in ("PATCH", "PUT", "DELETE"):
+        status(call(ANONYMOUS, method, "note", "abc", {"title": "x"}), 401)
     status(call(ANONYMOUS, "PATCH", "note", 1, {"nope": 1}), 401)
     status(call(ANONYMOUS, "PUT", "note", 1, {"nope": 1}), 401)
 
@@ -666,3 +675,108 @@ def test_hidden_relations_are_not_expanded(make_engine: Any) -> None:
     # 2 people and alice's 1 contact: bob's 5 are neither shown nor counted.
     body, code, _ = basic.get("person", depth=2, max_objects=3, engine=engine, auth=ALICE)
     assert code == 200 and body[0]["contacts"][0]["name"] == "c" and "contacts" not in body[1]
+
+
+# -- a link is part of both objects ---------------------------------------------------------
+
+linking = DataModel("linking")
+
+
+@linking.collection("box", permissions=Anyone())
+class Box(Schema):
+    name = fields.String()
+    items = RefsList("item", reverse="box")
+
+
+@linking.collection("item", permissions=Anyone())
+class Item(Schema):
+    name = fields.String()
+    box = Ref("box", reverse="items", metadata={"can_modify": is_admin})
+
+
+@linking.collection("label", permissions=Anyone())
+class Label(Schema):
+    name = fields.String()
+    posts = RefsList("post", reverse="labels")
+
+
+@linking.collection("post", permissions=Owner("author") | ReadOnly() | HasRole("admin"))
+class Post(Schema):
+    title = fields.String()
+    author = fields.String(allow_none=True)
+    labels = RefsList("label", reverse="posts")
+    desk = Ref("desk", reverse="post")
+
+
+@linking.collection("desk", permissions=Anyone())
+class Desk(Schema):
+    name = fields.String()
+    post = Ref("post", reverse="desk")
+
+
+@pytest.fixture
+def links(make_engine: Any) -> Any:
+    engine = make_engine(linking)
+    engine.post("box", {"name": "b"})
+    engine.post("item", {"name": "i"})
+    engine.post("label", {"name": "l"})
+    engine.post("desk", {"name": "d"})
+    engine.post("post", {"title": "alice's", "desk": 1}, auth=ALICE)
+    engine.post("post", {"title": "bob's"}, auth=BOB)
+    return engine
+
+
+def test_a_link_changes_both_objects(links: Any) -> None:
+    assert links.get("desk", 1)[0]["post"] == 1
+    # The item's box is the admin's to set, from either side.
+    with pytest.raises(Forbidden, match="box of item"):
+        links.patch("item", 1, {"box": 1}, auth=ALICE)
+    with pytest.raises(Forbidden, match="box of item"):
+        links.patch("box", 1, {"items": [1]}, auth=ALICE)
+    assert links.patch("box", 1, {"items": [1]}, auth=ADMIN)[0]["items"] == [1]
+    # Bob may read alice's post, not change it: neither its labels nor its desk.
+    with pytest.raises(Forbidden):
+        links.patch("label", 1, {"posts": [1]}, auth=BOB)
+    with pytest.raises(Forbidden):
+        links.patch("post", 2, {"desk": 1}, auth=BOB)  # desk 1 would leave alice's post
+    with pytest.raises(Forbidden):
+        links.patch("desk", 1, {"post": 2}, auth=BOB)
+    assert links.get("desk", 1)[0]["post"] == 1 and links.get("post", 1)[0]["labels"] == []
+    assert links.patch("label", 1, {"posts": [2]}, auth=BOB)[0]["posts"] == [2]
+
+
+def test_changes_from_the_other_side_are_audited(call: Caller) -> None:
+    before = call.engine.get("note", 2)[0]
+    time.sleep(0.01)
+    status(call(ADMIN, "PATCH", "note", 1, {"title": "x"}), 200)
+    # Alice moves her note 2 into her folder 1 from the folder's side.
+    status(call(ALICE, "PATCH", "folder", 1, {"notes": [1, 2]}), 200)
+    after = call.engine.get("note", 2)[0]
+    assert after["folder"] == 1 and after["updated_at"] > before["updated_at"]
+
+
+def test_two_apis_authenticate_each_with_its_own_key(make_engine: Any) -> None:
+    engine = make_engine(secured)
+    app = Flask("two")
+    public, private = JWTAuth(KEY), JWTAuth(KEY + " for admins", required=True)
+    for prefix, auth in (("/pub", public), ("/adm", private)):
+        api = Api(app, engine=engine, auth=auth, prefix=prefix)
+        api.add_resource(
+            type(f"n{prefix[1:]}", (Resource,), {"model": secured.get("note")}), "/note"
+        )
+
+    @app.before_request
+    def log() -> None:
+        # current_user is the first Api's view of the caller; reading it first
+        # must not decide who the other Api sees.
+        try:
+            assert current_user.id in (None, "1")
+        except Unauthorized:
+            pass
+
+    client = app.test_client()
+    public_token = bearer(public.create_token(ALICE))
+    assert client.get("/pub/note", headers=public_token).status_code == 200
+    assert_invalid(client.get("/adm/note", headers=public_token))
+    assert client.get("/adm/note").status_code == 401
+    assert client.get("/adm/note", headers=bearer(private.create_token(ALICE))).status_code == 200

@@ -18,14 +18,13 @@ from flask import (
     Flask,
     Response,
     current_app,
-    g,
     got_request_exception,
     request,
     url_for,
 )
 from werkzeug.exceptions import HTTPException
 
-from ..auth import JWTAuth, User
+from ..auth import JWTAuth, User, caller_of
 from ..engine import Engine, default_engine
 from ..exceptions import (
     BackoError,
@@ -201,12 +200,7 @@ class Resource(flask_restful.Resource):
 
         :raises Unauthorized: for a bad token, or none when the API requires one.
         """
-        user = g.get("_backo_user")
-        if user is None:
-            authenticator = self.backo_api.auth if self.backo_api else None
-            user = authenticator.authenticate() if authenticator is not None else User()
-            g._backo_user = user
-        return user  # type: ignore[no-any-return]
+        return caller_of(self.backo_api.auth if self.backo_api else None)
 
     def _settings(self) -> dict[str, Any]:
         return self.backo_api.settings() if self.backo_api else dict(CONFIG_DEFAULTS)
