@@ -108,7 +108,7 @@ class Access:
             return self._owns_exactly(permission, node.node)
         path = node.path
         name = path.steps[0].name if len(path.steps) == 1 and path.field == "id" else path.field
-        if name not in owners or path.steps and path.field != "id" or node.op != "eq":
+        if name not in owners or (path.steps and path.field != "id") or node.op != "eq":
             return True
         return str(node.value) == self.user.id
 
@@ -127,6 +127,7 @@ class Access:
         return self._allowed(right(collection, name, "can_read"), obj)
 
     def can_modify(self, collection: Collection, name: str, obj: Any = None) -> bool:
+        """May the caller change field ``name`` (of ``obj``, or of any object)?"""
         return self._allowed(right(collection, name, "can_modify"), obj)
 
     def _allowed(self, rule: Any, obj: Any) -> bool:
