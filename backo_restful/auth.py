@@ -244,9 +244,20 @@ class JWTAuth:
 
     def create_token(self, claims: Mapping[str, Any], expires_in: float = 3600) -> str:
         """A signed token holding ``claims``, valid ``expires_in`` seconds (for
-        login routes). ``iat``, ``exp`` and the configured ``iss``/``aud`` are added."""
+        login routes). ``iat``, ``exp`` and the configured ``iss``/``aud`` are added.
+
+        An integer ``sub`` is written as text, as JWT requires (the id of a
+        users' collection is an integer).
+
+        :raises TypeError: for a ``sub`` that is neither text nor an integer.
+        """
         now = int(time.time())
         payload = dict(claims)
+        sub = payload.get("sub")
+        if isinstance(sub, int) and not isinstance(sub, bool):
+            payload["sub"] = str(sub)
+        elif sub is not None and not isinstance(sub, str):
+            raise TypeError(f"sub is the caller's id, text or an integer, not {sub!r}")
         payload.setdefault("iat", now)
         payload["exp"] = now + int(expires_in)
         if self.issuer is not None:

@@ -711,6 +711,9 @@ class Engine:
         if access is not None:
             _refuse_early(access, collection, "create")  # nested objects too
             server = self._owner_values(collection, access)
+            if link is not None:
+                # The enclosing object sets the link: checked as if the data gave it.
+                data = _given(data, link[0], link[1], collection.relations[link[0]].multi)
             # Permission and rights functions see the object as it will be created.
             access.require(collection, "create", {**data, **server})
             data = self._guard(collection, data, None, server, access)
@@ -718,7 +721,9 @@ class Engine:
         later = []
         for relation in collection.relations.values():
             if link is not None and relation.name == link[0]:
-                values[relation.name] = link[1]
+                if relation.storage == "fk_here":
+                    values[relation.name] = link[1]
+                # Otherwise (many-to-many) the enclosing object adds the link.
             elif relation.name not in data:
                 continue
             elif relation.storage == "fk_here":
@@ -1008,7 +1013,10 @@ class Engine:
             # A link is part of both objects: the others change too.
             self._may_change(relation.target, changed, "update", back.name)
             self._touch(relation.target, changed)
-            wanted = set(ids) | {self._create(relation.target, item.data) for item in new}
+            created = {
+                self._create(relation.target, item.data, link=(back.name, owner)) for item in new
+            }
+            wanted = set(ids) | created
             if current - wanted:
                 self.storage.m2m_remove(relation, [owner], current - wanted)
             if wanted - current:
@@ -1059,13 +1067,18 @@ class Engine:
         doomed: dict[str, set[int]] = {collection.name: {id_}}
         pending = [(collection, {id_})]
         unlinks: list[tuple[RelationInfo, set[int]]] = []
+        losing: list[tuple[Collection, set[int]]] = []
         while pending:
             current, ids = pending.pop()
             for relation in current.relations.values():
                 gone = doomed.setdefault(relation.target.name, set())
                 if relation.storage == "fk_here":
                     if relation.reverse.multi or not relation.reverse.required:
-                        continue  # the other side simply loses a link
+                        # The other side simply loses a link.
+                        if relation.target.options.get("audit"):
+                            partners = {rid for _, rid in self._partners(relation, ids)}
+                            losing.append((relation.target, partners))
+                        continue
                     partners = {rid for _, rid in self._partners(relation, ids)} - gone
                     if partners:
                         raise self._refused(current, ids, relation, partners, "REQUIRED_RELATION")
@@ -1080,14 +1093,19 @@ class Engine:
                     self._may_change(relation.target, linked, "delete")
                     gone |= linked
                     pending.append((relation.target, linked))
-                elif relation.storage == "fk_there":
+                    continue
+                if relation.storage == "fk_there":
                     if relation.reverse.required:
                         raise self._refused(current, ids, relation, linked, "REQUIRED_RELATION")
                     unlinks.append((relation.reverse, linked))
+                losing.append((relation.target, linked))
         for back, ids in unlinks:
             survivors = ids - doomed.get(back.collection.name, set())
             if survivors:
                 self.storage.set_link(back, survivors, None)
+        # A delete takes its links with it; the objects left record the change.
+        for target, ids in losing:
+            self._touch(target, ids - doomed.get(target.name, set()))
         for name, ids in doomed.items():
             if not ids:
                 continue
@@ -1145,8 +1163,7 @@ class Engine:
             return
         access = _ACCESS.get()
         values = audit_values(collection, access.user.id if access else None, create=False)
-        for id_ in sorted(set(ids)):
-            self.storage.update(collection, id_, values)
+        self.storage.update_many(collection, ids, values)
 
     def _refused(
         self,
@@ -1195,6 +1212,15 @@ def _scopes(collection: Collection) -> tuple[Node | None, Scopes | None]:
     if access is None:
         return None, None
     return access.scope(collection), access.scopes()
+
+
+def _given(data: dict[str, Any], name: str, value: Any, multi: bool) -> Loaded:
+    """``data`` with field ``name`` set to ``value`` (the only item of a list
+    field), as given by the client."""
+    given = data.given if isinstance(data, Loaded) else frozenset(data)
+    loaded = Loaded({**data, name: [value] if multi else value})
+    loaded.given = given | {name}
+    return loaded
 
 
 def _refuse_early(access: Access, collection: Collection, *actions: str) -> None:

@@ -256,6 +256,15 @@ def _with_options(name: str, schema_class: type[Schema], options: dict[str, Any]
             "permissions= takes a backo_restful.auth.Permission (Anyone(), Owner() ...)",
             collection=name,
         )
+    for owner in sorted(permissions.owner_fields() if permissions is not None else ()):
+        field = schema_class._declared_fields.get(owner)
+        if field is None or isinstance(field, RefsList):
+            raise DeclarationError(
+                f"the owner field {owner!r} of {permissions!r} must be a field of the "
+                "collection holding one value (a String, an Integer or a Ref)",
+                collection=name,
+                field=owner,
+            )
     if not options.get("audit"):
         return schema_class
     taken = [field for field in AUDIT_FIELDS if field in schema_class._declared_fields]

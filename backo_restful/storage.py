@@ -926,6 +926,14 @@ class PeeweeStorage:
             table = self.table(collection)
             table.update(self._by_column(collection, values)).where(table.id == id_).execute()
 
+    def update_many(
+        self, collection: Collection, ids: Iterable[int], values: dict[str, Any]
+    ) -> None:
+        """Write the same ``values`` to rows ``ids``."""
+        table = self.table(collection)
+        for chunk in _chunks(sorted(set(ids))):
+            table.update(self._by_column(collection, values)).where(table.id.in_(chunk)).execute()
+
     def set_link(self, relation: RelationInfo, ids: Iterable[int], target_id: int | None) -> None:
         """Point the ``fk_here`` column of rows ``ids`` at ``target_id``."""
         table = self.table(relation.collection)

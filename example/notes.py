@@ -27,11 +27,13 @@ from backo_restful import DataModel, Engine, Schema, current_user
 from backo_restful.api.basic import error_response
 from backo_restful.api.flask import Api, Resource
 from backo_restful.auth import HasRole, JWTAuth, Owner
-from backo_restful.exceptions import BackoError, BadRequest, Unauthorized
+from backo_restful.exceptions import BackoError, BadRequest, Conflict, Unauthorized
 from backo_restful.storage import PeeweeStorage
 
 DEMO_SECRET = "demo secret of the notes example: set NOTES_SECRET"
 DEMO_ADMIN_PASSWORD = "admin"
+#: Checked when a login has no password hash: no password matches it.
+NO_PASSWORD = generate_password_hash(os.urandom(32).hex())
 
 dm = DataModel("notes")
 
@@ -81,6 +83,11 @@ def create_app(database: str = "sqlite:///notes.db") -> Flask:
         try:
             name, password = credentials()
             user = add_user(engine, name, password)
+        except Conflict:
+            # The trusted call's error names the user holding the login: not for
+            # an anonymous caller.
+            taken = Conflict("This login is taken.", {"field": "login"}, code="UNIQUE_VIOLATION")
+            return error_response(taken)
         except BackoError as error:
             return error_response(error)
         return {key: user[key] for key in ("id", "login", "roles")}, 201
@@ -92,7 +99,10 @@ def create_app(database: str = "sqlite:///notes.db") -> Flask:
         except BackoError as error:
             return error_response(error)
         found, _ = engine.get("user", filter_={"login": name})  # trusted: sees the hash
-        if not found or not check_password_hash(found[0]["password_hash"], password):
+        # No password matches a user without one (an admin created them); an
+        # unknown login is checked against a hash too, so it takes as long.
+        stored = found[0]["password_hash"] if found else None
+        if not check_password_hash(stored or NO_PASSWORD, password) or not stored:
             return error_response(Unauthorized("Wrong login or password."))
         user = found[0]
         claims = {"sub": str(user["id"]), "login": user["login"], "roles": user["roles"]}

@@ -4,7 +4,10 @@ engine with ``auth`` claims) and over HTTP (JWT), on every backend, attacks incl
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -76,12 +79,18 @@ class Seat(Schema):
 @secured.collection("tag", permissions=Anyone())
 class Tag(Schema):
     label = fields.String()
-    notes = RefsList("note", reverse="tags")
+    notes = RefsList("note", reverse="tags", on_delete=DeleteStrategy.UNLINK_REFERENCED_ITEMS)
 
 
 @secured.collection("board", permissions=ReadOnly() | HasRole("editor"))
 class Board(Schema):
     text = fields.String()
+
+
+@secured.collection("draft", permissions=Owner("owner") & ~HasRole("guest"))
+class Draft(Schema):
+    text = fields.String()
+    owner = fields.String(allow_none=True)
 
 
 @secured.collection("memo", permissions=Authenticated())
@@ -149,7 +158,7 @@ class Caller:
 
 
 @pytest.fixture
-def call(make_engine: Any, layer: str) -> Caller:
+def seeded(make_engine: Any) -> Any:
     engine = make_engine(secured)
     # Seeded by trusted code (auth=None): alice's and bob's notes and folders.
     engine.post("folder", [{"name": "alices", "owner": "1"}, {"name": "bobs", "owner": "2"}])
@@ -160,7 +169,12 @@ def call(make_engine: Any, layer: str) -> Caller:
         {"title": "b1", "owner": "2", "secret": "s3", "folder": 2},
     ])  # fmt: skip
     engine.post("board", {"text": "news"})
-    return Caller(engine, layer)
+    return engine
+
+
+@pytest.fixture
+def call(seeded: Any, layer: str) -> Caller:
+    return Caller(seeded, layer)
 
 
 def ids(result: Result) -> list[int]:
@@ -186,6 +200,36 @@ def test_reads_are_scoped_everywhere(call: Caller) -> None:
     assert ids(call(ALICE, "GET", "note", filter_={"title": "b1"})) == []
     status(call(ALICE, "GET", "note", 3), 404, "OBJECT_DOES_NOT_EXIST")
     assert call(BOB, "GET", "note", 3).body["title"] == "b1"
+
+
+def test_pages_counts_and_cursors_are_scoped(call: Caller) -> None:
+    first = call(ALICE, "GET", "note", limit=1, count="exact")
+    assert ids(first) == [1] and first.headers["X-Total-Count"] == "2"
+    cursor = re.search(r"after=([^&>]+)>; rel=\"next\"", first.headers["Link"])
+    assert cursor is not None
+    last = call(ALICE, "GET", "note", limit=1, after=cursor.group(1))
+    assert ids(last) == [2] and 'rel="next"' not in last.headers["Link"]
+    # Alice's cursor gives bob his notes after it, never hers.
+    assert ids(call(BOB, "GET", "note", limit=5, after=cursor.group(1))) == [3]
+    assert call(BOB, "GET", "note", count="exact").headers["X-Total-Count"] == "1"
+    # fields= through a relation shows only what the scope lets through.
+    shown = call(ALICE, "GET", "note", depth=2, fields=["title", "folder.name"]).body
+    assert shown == [
+        {"id": 1, "title": "a1", "folder": {"id": 1, "name": "alices"}},
+        {"id": 2, "title": "a2", "folder": None},
+    ]
+
+
+def test_combined_permissions_in_a_model(call: Caller) -> None:
+    guest = {"sub": "4", "roles": ["guest"]}
+    draft = status(call(ALICE, "POST", "draft", data={"text": "d"}), 201).body
+    assert draft["owner"] == "1"
+    status(call(ANONYMOUS, "GET", "draft"), 401)
+    status(call(guest, "GET", "draft"), 403)
+    status(call(guest, "POST", "draft", data={"text": "d"}), 403)
+    assert ids(call(BOB, "GET", "draft")) == []
+    status(call(BOB, "PATCH", "draft", draft["id"], {"text": "x"}), 404)
+    status(call(ALICE, "PATCH", "draft", draft["id"], {"text": "x"}), 200)
 
 
 def test_outside_the_scope_is_404_for_every_method(call: Caller) -> None:
@@ -235,6 +279,17 @@ def test_combinators() -> None:
     assert either.scope(ALICE) == {"$or": [{"owner": "1"}, {"editor": "1"}]}
     with pytest.raises(DeclarationError):
         HasRole()
+
+
+def test_an_owner_field_must_exist_and_hold_one_value() -> None:
+    model = DataModel("owners")
+    for field in ("author", "readers"):
+        with pytest.raises(DeclarationError, match=f"owner field '{field}'"):
+
+            @model.collection(f"c_{field}", permissions=Owner(field) | HasRole("admin"))
+            class Owned(Schema):
+                owner = fields.String()
+                readers = RefsList("c", reverse="x")
 
 
 def test_relations_into_a_scoped_collection(call: Caller) -> None:
@@ -316,10 +371,13 @@ def test_owner_and_audit_fields_are_set_by_the_server(call: Caller) -> None:
     read = call(ALICE, "GET", "note", note["id"]).body
     again = {k: v for k, v in read.items() if k not in ("id", "folder", "tags")}
     assert status(call(ALICE, "PUT", "note", note["id"], again), 200).body["owner"] == "1"
+    status(call(ALICE, "PUT", "note", note["id"], {**again, "owner": "2"}), 403)
+    status(call(ADMIN, "PUT", "note", note["id"], {**again, "owner": "9"}), 403)
+    assert call.engine.get("note", note["id"])[0]["owner"] == "1"
 
 
-def test_trusted_code_sets_what_it_likes(call: Caller) -> None:
-    engine = call.engine
+def test_trusted_code_sets_what_it_likes(seeded: Any) -> None:
+    engine = seeded
     body, _ = engine.post("note", {"title": "import", "owner": "7", "created_by": "x"})
     assert body["owner"] == "7" and body["created_by"] == "x" and body["created_at"]
     assert engine.patch("note", body["id"], {"owner": "8"})[0]["owner"] == "8"
@@ -357,7 +415,11 @@ def test_fields_the_caller_cannot_modify(call: Caller) -> None:
 def test_read_then_save_leaves_hidden_fields_untouched(call: Caller) -> None:
     read = call(ALICE, "GET", "note", 1).body
     del read["id"]
-    assert status(call(ALICE, "PUT", "note", 1, read), 200)
+    # No write answers with a field the caller cannot read.
+    assert "secret" not in status(call(ALICE, "PUT", "note", 1, read), 200).body
+    assert "secret" not in status(call(ALICE, "PATCH", "note", 1, {"title": "a1"}), 200).body
+    assert "secret" not in status(call(ALICE, "POST", "note", data={"title": "n"}), 201).body
+    assert "secret" in status(call(ADMIN, "PATCH", "note", 1, {"title": "a1"}), 200).body
     stored = call.engine.get("note", 1)[0]
     assert stored["secret"] == "s1" and stored["rating"] == 0 and stored["tags"] == [1]
 
@@ -432,6 +494,11 @@ def test_required_audience_issuer(make_engine: Any) -> None:
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
     good = auth.create_token(ALICE)
     assert client.get("/board", headers=bearer(good)).status_code == 200
+    # An integer id (a users' collection's) goes into the token as text.
+    numeric = bearer(auth.create_token({"sub": 1}))
+    assert client.get("/me", headers=numeric).get_json() == {"id": "1", "anonymous": False}
+    with pytest.raises(TypeError):
+        auth.create_token({"sub": 1.5})
     assert_invalid(
         client.get("/board", headers=bearer(token(ALICE, aud="other", iss="https://id.example")))
     )
@@ -458,13 +525,37 @@ def test_public_key_algorithms(make_engine: Any, algorithm: str) -> None:
     auth = JWTAuth(public_pem, algorithms=[algorithm], signing_key=private_pem)
     client = make_api(engine, auth).test_client()
     assert client.get("/memo", headers=bearer(auth.create_token(BOB))).status_code == 200
-    # The public key used as an HMAC secret: refused.
+    # Algorithm confusion: HS256 with the public key (which attackers know) as
+    # the HMAC secret. Refused, and so is a token the HMAC key signs.
+    signed = b64({"alg": "HS256", "typ": "JWT"}) + "." + b64({**BOB, "exp": 2**40})
+    mac = hmac.new(public_pem, signed.encode(), hashlib.sha256).digest()
+    confused = signed + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
+    assert_invalid(client.get("/memo", headers=bearer(confused)))
     assert_invalid(client.get("/memo", headers=bearer(token(BOB, key=KEY))))
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if algorithm == "RS256":
         assert_invalid(
             client.get("/memo", headers=bearer(token(BOB, key=other, algorithm="RS256")))
         )
+
+
+def test_leeway_and_cookie_settings(make_engine: Any) -> None:
+    engine = make_engine(secured)
+    engine.post("note", {"title": "a1", "owner": "1"})
+    late = token(ALICE, exp=int(time.time()) - 10)
+    lenient = make_api(engine, JWTAuth(KEY, leeway=30)).test_client()
+    assert lenient.get("/note", headers=bearer(late)).status_code == 200
+    assert_invalid(lenient.get("/note", headers=bearer(token(ALICE, exp=int(time.time()) - 60))))
+    assert_invalid(make_api(engine, JWTAuth(KEY)).test_client().get("/note", headers=bearer(late)))
+    # cookie=None reads no cookie; another name reads that cookie only.
+    headerless = make_api(engine, JWTAuth(KEY, cookie=None)).test_client()
+    headerless.set_cookie("jwt_token", token(ALICE))
+    assert headerless.get("/note").status_code == 401
+    named = make_api(engine, JWTAuth(KEY, cookie="session")).test_client()
+    named.set_cookie("jwt_token", token(ALICE))
+    assert named.get("/note").status_code == 401
+    named.set_cookie("session", token(ALICE))
+    assert named.get("/note").get_json()[0]["title"] == "a1"
 
 
 def test_jwtauth_refuses_unsafe_settings() -> None:
@@ -517,15 +608,48 @@ def test_user_mapping() -> None:
     assert User().is_anonymous and User({"roles": "admin"}).roles == []
 
 
-def test_the_engine_takes_a_mapping_or_none(call: Caller) -> None:
+def test_the_engine_takes_a_mapping_or_none(seeded: Any) -> None:
     with pytest.raises(TypeError):
-        call.engine.get("note", auth="alice")
+        seeded.get("note", auth="alice")
     with pytest.raises(NotFound):
-        call.engine.get("note", 3, auth=ALICE)
+        seeded.get("note", 3, auth=ALICE)
     with pytest.raises(Unauthorized):
-        call.engine.get("note", auth={})
+        seeded.get("note", auth={})
     with pytest.raises(Forbidden):
-        call.engine.patch("board", 1, {"text": "x"}, auth=BOB)
+        seeded.patch("board", 1, {"text": "x"}, auth=BOB)
+
+
+seen_auth: list[Any] = []
+
+
+def record(auth: Any, obj: Any = None) -> bool:
+    seen_auth.append(auth)
+    return True
+
+
+class Recorded(Permission):
+    def can(self, auth: Any, action: str, obj: Any = None) -> bool:
+        return record(auth)
+
+
+watched = DataModel("watched")
+
+
+@watched.collection("entry", permissions=Recorded())
+class Entry(Schema):
+    text = fields.String(metadata={"can_read": record, "can_modify": record})
+
+
+def test_rights_functions_always_get_a_mapping(make_engine: Any) -> None:
+    engine = make_engine(watched)
+    client = make_api(engine, JWTAuth(KEY)).test_client()
+    seen_auth.clear()
+    assert client.post("/entry", json={"text": "t"}).status_code == 201  # anonymous
+    assert client.get("/entry", headers=bearer(token(ALICE))).status_code == 200
+    assert client.patch("/entry/1", json={"text": "u"}).status_code == 200
+    engine.get("entry", 1, auth={})
+    assert seen_auth and all(isinstance(auth, Mapping) for auth in seen_auth)
+    assert {auth.get("sub") for auth in seen_auth} == {None, "1"}
 
 
 owned = DataModel("owned")
@@ -714,6 +838,18 @@ class Desk(Schema):
     post = Ref("post", reverse="desk")
 
 
+@linking.collection("shelf", permissions=Anyone())
+class Shelf(Schema):
+    name = fields.String()
+    volumes = RefsList("volume", reverse="shelves")
+
+
+@linking.collection("volume", permissions=Anyone())
+class Volume(Schema):
+    name = fields.String()
+    shelves = RefsList("shelf", reverse="volumes", metadata={"can_modify": is_admin})
+
+
 @pytest.fixture
 def links(make_engine: Any) -> Any:
     engine = make_engine(linking)
@@ -745,6 +881,35 @@ def test_a_link_changes_both_objects(links: Any) -> None:
     assert links.patch("label", 1, {"posts": [2]}, auth=BOB)[0]["posts"] == [2]
 
 
+def test_a_nested_object_gets_its_link_as_if_it_gave_it(links: Any) -> None:
+    # Creating an item inside a box sets the item's box: the admin's to set.
+    for write in (
+        lambda: links.post("box", {"name": "b2", "items": [{"name": "new"}]}, auth=ALICE),
+        lambda: links.patch("box", 1, {"items": [{"name": "new"}]}, auth=ALICE),
+        lambda: links.post("shelf", {"name": "s", "volumes": [{"name": "new"}]}, auth=ALICE),
+    ):
+        with pytest.raises(Forbidden):
+            write()
+    assert links.get("item")[0] == [{"id": 1, "name": "i", "box": None}]
+    assert links.get("volume")[0] == [] and len(links.get("box")[0]) == 1
+    body = links.post("shelf", {"name": "s", "volumes": [{"name": "v"}]}, auth=ADMIN)[0]
+    assert links.get("volume", body["volumes"][0])[0]["shelves"] == [body["id"]]
+
+
+def test_a_nested_object_cannot_be_given_to_someone_else(make_engine: Any) -> None:
+    engine = make_engine(owned)
+    engine.post("account", [{"name": "alice"}, {"name": "bob"}])
+    admin_alice = {"sub": "1", "roles": ["admin"]}
+    # A paper created inside account 2 would be owned by 2; its owner is the caller.
+    with pytest.raises(Forbidden, match="set by the server"):
+        engine.post("account", {"name": "carol", "notes": [{"title": "t"}]}, auth=admin_alice)
+    with pytest.raises(Forbidden, match="set by the server"):
+        engine.patch("account", 2, {"notes": [{"title": "t"}]}, auth=admin_alice)
+    assert engine.get("paper")[0] == [] and len(engine.get("account")[0]) == 2
+    body = engine.patch("account", 1, {"notes": [{"title": "t"}]}, auth=admin_alice)[0]
+    assert engine.get("paper", body["notes"][0])[0]["owner"] == 1
+
+
 def test_changes_from_the_other_side_are_audited(call: Caller) -> None:
     before = call.engine.get("note", 2)[0]
     time.sleep(0.01)
@@ -753,6 +918,18 @@ def test_changes_from_the_other_side_are_audited(call: Caller) -> None:
     status(call(ALICE, "PATCH", "folder", 1, {"notes": [1, 2]}), 200)
     after = call.engine.get("note", 2)[0]
     assert after["folder"] == 1 and after["updated_at"] > before["updated_at"]
+
+
+def test_a_delete_takes_its_links_with_it(call: Caller) -> None:
+    # Anyone may delete a tag: alice's note 1, hidden from bob, loses it, and
+    # records the change.
+    before = call.engine.get("note", 1)[0]
+    time.sleep(0.01)
+    status(call(BOB, "DELETE", "tag", 1), 204)
+    after = call.engine.get("note", 1)[0]
+    assert after["tags"] == [] and after["updated_by"] == "2"
+    assert after["updated_at"] > before["updated_at"]
+    assert call.engine.get("note", 2)[0]["updated_by"] is None  # not linked to tag 1
 
 
 def test_two_apis_authenticate_each_with_its_own_key(make_engine: Any) -> None:

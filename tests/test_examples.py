@@ -343,7 +343,16 @@ def test_login_and_register(notes: FlaskClient) -> None:
         {"id": 2, "login": "alice", "roles": []},
     )
     status, error = send(notes, "POST", "/register", {"login": "alice", "password": "other"})
-    assert (status, error["error"]["code"]) == (409, "UNIQUE_VIOLATION")
+    assert (status, error) == (
+        409,
+        {
+            "error": {
+                "code": "UNIQUE_VIOLATION",
+                "message": "This login is taken.",
+                "details": {"field": "login"},
+            }
+        },
+    )
     for body in ({"login": "bob"}, {"login": "bob", "password": 1}, ["bob"]):
         status, error = send(notes, "POST", "/register", body)
         assert (status, error["error"]["code"]) == (400, "INVALID_BODY")
@@ -378,6 +387,13 @@ def test_passwords_are_hashed_and_never_shown(notes: FlaskClient, tmp_path: Path
     trusted = Engine(model, PeeweeStorage(f"sqlite:///{tmp_path / 'app.db'}"))
     stored = trusted.get("user", 2)[0]["password_hash"]
     assert stored != "wonderland" and check_password_hash(stored, "wonderland")
+
+
+def test_a_user_without_a_password_cannot_log_in(notes: FlaskClient) -> None:
+    admin = login(notes, "admin", "admin")
+    assert send(notes, "POST", "/user", {"login": "eve"}, admin)[0] == 201
+    status, error = send(notes, "POST", "/login", {"login": "eve", "password": "x"})
+    assert (status, error["error"]["code"]) == (401, "UNAUTHORIZED")
 
 
 def test_only_admins_manage_users(notes: FlaskClient) -> None:
