@@ -689,7 +689,7 @@ class Engine:
         data: dict[str, Any],
         *,
         id_: int | None = None,
-        link: tuple[str, int] | None = None,
+        link: tuple[str, Any] | None = None,
     ) -> int:
         """Insert one object with its relations; ``link`` sets a key from the enclosing object."""
         return self._create_row(collection, data, id_=id_, link=link)[0]
@@ -700,7 +700,7 @@ class Engine:
         data: dict[str, Any],
         *,
         id_: int | None = None,
-        link: tuple[str, int] | None = None,
+        link: tuple[str, Any] | None = None,
         returning: bool = False,
     ) -> tuple[int, dict[str, Any] | None]:
         """:meth:`_create`, giving back the row as written when ``returning`` asks
@@ -714,25 +714,32 @@ class Engine:
             if link is not None:
                 # The enclosing object sets the link: checked as if the data gave it.
                 data = _given(data, link[0], link[1], collection.relations[link[0]].multi)
-            # Permission and rights functions see the object as it will be created.
-            access.require(collection, "create", {**data, **server})
+            # Permission functions see the object as it will be created.
+            obj = {**data, **server}
+            if link is not None and link[1] is _PENDING:
+                del obj[link[0]]  # linked to an object whose id is not known yet
+            access.require(collection, "create", obj)
             data = self._guard(collection, data, None, server, access)
         values = _scalar_values(collection, data)
         later = []
+        fresh: set[int] = set()
         for relation in collection.relations.values():
             if link is not None and relation.name == link[0]:
                 if relation.storage == "fk_here":
                     values[relation.name] = link[1]
-                # Otherwise (many-to-many) the enclosing object adds the link.
+                # Otherwise the enclosing object stores the link.
             elif relation.name not in data:
                 continue
             elif relation.storage == "fk_here":
-                values[relation.name] = self._target_for(relation, data[relation.name], None)
+                value = data[relation.name]
+                values[relation.name] = self._target_for(relation, value, None)
+                if isinstance(value, NewObject):
+                    fresh.add(values[relation.name])
             else:
                 later.append((relation, data[relation.name]))
         # Keys the caller sets (not the server's, not the enclosing object's).
         own_keys = {k: v for k, v in values.items() if link is None or k != link[0]}
-        self._relink(collection, None, own_keys)
+        self._relink(collection, None, own_keys, fresh)
         values.update(server)
         user_id = access.user.id if access is not None else None
         for name, value in audit_values(collection, user_id, create=True).items():
@@ -773,6 +780,7 @@ class Engine:
         for name, value in audit_values(collection, user_id, create=False).items():
             values.setdefault(name, value)
         later = []
+        fresh: set[int] = set()
         for relation in collection.relations.values():
             if relation.name in data:
                 value = data[relation.name]
@@ -782,17 +790,26 @@ class Engine:
                 continue
             if relation.storage == "fk_here":
                 values[relation.name] = self._target_for(relation, value, id_)
+                if isinstance(value, NewObject):
+                    fresh.add(values[relation.name])
             else:
                 later.append((relation, value))
-        self._relink(collection, id_, values)
+        self._relink(collection, id_, values, fresh)
         self._check_unique(collection, values, id_)
         self.storage.update(collection, id_, values)
         for relation, value in later:
             self._assign(relation, id_, value, creating=False)
 
-    def _relink(self, collection: Collection, id_: int | None, values: dict[str, Any]) -> None:
+    def _relink(
+        self,
+        collection: Collection,
+        id_: int | None,
+        values: dict[str, Any],
+        fresh: set[int],
+    ) -> None:
         """Check the keys a write sets: a link is part of both objects, so the
-        objects a key pointed at and will point at change too.
+        objects a key pointed at and will point at change too (except ``fresh``
+        ones, created by this write and checked as they were).
 
         A key that points at an object the caller cannot see is left as it is
         where the write would null it (to the caller it was null already), and
@@ -819,7 +836,7 @@ class Engine:
                     f"{key} of this {collection.name} links to an object you may not change.",
                     {"collection": collection.name, "field": key},
                 )
-            touched = {target for target in (old, new) if target is not None}
+            touched = {target for target in (old, new) if target is not None} - fresh
             self._may_change(relation.target, touched, "update", relation.reverse.name)
             self._touch(relation.target, touched)
 
@@ -893,8 +910,13 @@ class Engine:
     def _holds(self, collection: Collection, row: dict[str, Any], name: str, value: Any) -> bool:
         """Whether stored object ``row`` holds ``value`` in field ``name``."""
         relation = collection.relations.get(name)
-        if relation is None or relation.storage == "fk_here":
+        if relation is None:
             return self._same(collection, name, value, row[name])
+        if relation.storage == "fk_here":
+            stored = row[name]
+            if stored is not None and not self._visible_ids(relation.target, {stored}):
+                stored = None  # as the caller reads it
+            return self._same(collection, name, value, stored)
         access = _ACCESS.get()
         scope = access.scope(relation.target) if access is not None else None
         links = self.storage.links(relation, [row["id"]], scope=scope)
@@ -963,7 +985,9 @@ class Engine:
         if value is None:
             return None
         if isinstance(value, NewObject):
-            return self._create(relation.target, value.data)
+            # Created linked to ``owner``: checked as if it gave the link itself.
+            back = (relation.reverse.name, _PENDING if owner is None else owner)
+            return self._create(relation.target, value.data, link=back)
         self._require(relation.target, [value])
         if not relation.reverse.multi:
             # One-to-one: the target leaves its previous partner.
@@ -1027,7 +1051,7 @@ class Engine:
             current = {row for row, _ in self.storage.rows_linked_to(back, [owner])}
             if scope is not None and current:
                 linked, current = current, self._visible_ids(relation.target, current)
-                if linked - current and not relation.multi and ids:
+                if linked - current and not relation.multi and items:
                     key = relation.collection.external_name(relation.name)
                     raise Forbidden(
                         f"{key} of this {relation.collection.name} links to an object "
@@ -1212,6 +1236,17 @@ def _scopes(collection: Collection) -> tuple[Node | None, Scopes | None]:
     if access is None:
         return None, None
     return access.scope(collection), access.scopes()
+
+
+class _Pending:
+    """The id of an object being created, not known yet: a nested object linked
+    to it compares unequal to every value."""
+
+    def __repr__(self) -> str:
+        return "<the id of the object being created>"
+
+
+_PENDING: Any = _Pending()
 
 
 def _given(data: dict[str, Any], name: str, value: Any, multi: bool) -> Loaded:

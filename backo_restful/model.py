@@ -258,10 +258,10 @@ def _with_options(name: str, schema_class: type[Schema], options: dict[str, Any]
         )
     for owner in sorted(permissions.owner_fields() if permissions is not None else ()):
         field = schema_class._declared_fields.get(owner)
-        if field is None or isinstance(field, RefsList):
+        if not isinstance(field, fields.String | fields.Integer | Ref):
             raise DeclarationError(
-                f"the owner field {owner!r} of {permissions!r} must be a field of the "
-                "collection holding one value (a String, an Integer or a Ref)",
+                f"the owner field {owner!r} of {permissions!r} must be a String, an "
+                "Integer or a Ref of the collection (it holds the caller's id)",
                 collection=name,
                 field=owner,
             )
@@ -505,6 +505,8 @@ class DataModel:
         for collection in self.collections.values():
             for relation in collection.relations.values():
                 self._pair(relation, claimed)
+        for collection in self.collections.values():
+            _check_owner_keys(collection)
         self._resolved = True
         return self
 
@@ -553,6 +555,22 @@ class DataModel:
             relation.storage = "fk_here"
         else:
             relation.storage = "fk_here" if _holds_one_to_one_key(relation, other) else "fk_there"
+
+
+def _check_owner_keys(collection: Collection) -> None:
+    """An owner field that is a relation must store its key in the owner's table."""
+    permissions = collection.options.get("permissions")
+    for name in sorted(permissions.owner_fields() if permissions is not None else ()):
+        relation = collection.relations.get(name)
+        if relation is not None and relation.storage != "fk_here":
+            other = f"{relation.target.name}.{relation.reverse.name}"
+            raise DeclarationError(
+                f"the owner field {name!r} is a one-to-one Ref whose key {other} stores; "
+                f"an owner field stores the key: make {other} a RefsList, or {name!r} "
+                "required",
+                collection=collection.name,
+                field=name,
+            )
 
 
 def _holds_one_to_one_key(relation: RelationInfo, other: RelationInfo) -> bool:

@@ -631,16 +631,20 @@ def parse_args(
     args: Iterable[tuple[str, list[str]]],
     *,
     max_depth: int | None = None,
+    hidden: Hidden | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``get`` from a query string's ``(name, values)`` pairs.
 
     Flat filters (``?jar=1&year.$gte=2000``) and a JSON ``?filter={...}`` combine.
+    ``hidden(collection, name)`` tells the fields the caller may not read: to
+    them, such a field does not exist.
+
     :raises BadRequest: for an unknown, repeated or malformed parameter.
     """
     result: dict[str, Any] = {}
     flat: list[Node] = []
     flat_keys: set[str] = set()
-    parsing = _Parsing(from_text=False, hidden=None)
+    parsing = _Parsing(from_text=False, hidden=hidden)
     for name, values in args:
         if len(values) != 1:
             raise _bad(
@@ -679,14 +683,15 @@ def parse_args(
             text, dollar, operator = name.rpartition(".$")
             path_text = text if dollar else name
             head = path_text.split(".", 1)[0]
-            if head != "id" and head not in collection.by_key:
+            field = collection.by_key.get(head)
+            if head != "id" and (field is None or hidden and hidden(collection, field)):
                 raise _bad(
                     f"Unknown query parameter {name!r}: not one of {', '.join(RESERVED)} "
                     f"nor a field of {collection.name}.",
                     "UNKNOWN_PARAMETER",
                     parameter=name,
                 )
-            path = resolve_path(collection, path_text)
+            path = resolve_path(collection, path_text, hidden=hidden)
             op = "$" + operator if dollar else "$eq"
             parsing.conditions += 1
             if parsing.conditions > MAX_CONDITIONS:

@@ -281,15 +281,31 @@ def test_combinators() -> None:
         HasRole()
 
 
-def test_an_owner_field_must_exist_and_hold_one_value() -> None:
+def test_an_owner_field_must_exist_and_hold_one_id() -> None:
     model = DataModel("owners")
-    for field in ("author", "readers"):
+    for field in ("author", "readers", "score", "tags"):
         with pytest.raises(DeclarationError, match=f"owner field '{field}'"):
 
             @model.collection(f"c_{field}", permissions=Owner(field) | HasRole("admin"))
             class Owned(Schema):
                 owner = fields.String()
                 readers = RefsList("c", reverse="x")
+                score = fields.Float()
+                tags = fields.List(fields.String())
+
+    # A one-to-one Ref whose key the other side stores cannot own.
+    pairs = DataModel("pairs")
+
+    @pairs.collection("account")
+    class PairAccount(Schema):
+        paper = Ref("paper", reverse="owner")
+
+    @pairs.collection("paper", permissions=Owner("owner"))
+    class PairPaper(Schema):
+        owner = Ref("account", reverse="paper")
+
+    with pytest.raises(DeclarationError, match="make account.paper a RefsList"):
+        pairs.resolve()
 
 
 def test_relations_into_a_scoped_collection(call: Caller) -> None:
@@ -334,6 +350,7 @@ def test_taking_a_partner_away_needs_the_right_to_update_its_holder(call: Caller
     call.engine.post("seat", {"number": 7, "folder": 2})  # bob's folder holds seat 1
     status(call(ALICE, "PATCH", "folder", 1, {"seat": 1}), 403)
     status(call(ALICE, "PATCH", "seat", 1, {"folder": 1}), 403)  # from the seat's side
+    status(call(ALICE, "PATCH", "seat", 1, {"folder": {"name": "new"}}), 403)
     assert call.engine.get("folder", 2)[0]["seat"] == 1
     call.engine.post("seat", {"number": 8})
     assert status(call(ALICE, "PATCH", "folder", 1, {"seat": 2}), 200).body["seat"] == 2
@@ -400,6 +417,21 @@ def test_a_hidden_field_is_absent_and_unknown(call: Caller) -> None:
         status(call(ALICE, "GET", "note", **params), 400, "UNKNOWN_FIELD")
     status(call(ALICE, "GET", "folder", filter_={"notes.secret": "s1"}), 400, "UNKNOWN_FIELD")
     assert ids(call(ADMIN, "GET", "note", filter_={"secret": "s1"})) == [1]
+
+
+def test_a_hidden_field_is_no_query_parameter(http: Any) -> None:
+    alice = bearer(token(ALICE))
+    unknown = http.get("/note?nosuch=s", headers=alice).get_json()["error"]
+    assert unknown["code"] == "UNKNOWN_PARAMETER"
+    for query in ("secret=s", "secret.$x=1", "secret.$null=true"):
+        error = http.get(f"/note?{query}", headers=alice).get_json()["error"]
+        assert error == {
+            **unknown,
+            "message": unknown["message"].replace("nosuch", query.split("=")[0]),
+            "details": {"parameter": query.split("=")[0]},
+        }
+    admin = bearer(token(ADMIN))
+    assert http.get("/note?secret.$null=true", headers=admin).status_code == 200
 
 
 def test_fields_the_caller_cannot_modify(call: Caller) -> None:
@@ -682,6 +714,10 @@ def test_an_owner_field_that_is_a_relation(make_engine: Any) -> None:
         engine.post("paper", {"title": "z", "owner": 2}, auth=ALICE)
     with pytest.raises(NotFound):
         engine.patch("paper", 2, {"title": "mine"}, auth=ALICE)
+    # What she reads she may save back: the hidden owner reads and compares as null.
+    read = engine.get("paper", 1, auth=ALICE)[0]
+    assert engine.put("paper", 1, {"title": "x2", "owner": read["owner"]}, auth=ALICE)[1] == 200
+    assert engine.get("paper", 1)[0] == {"id": 1, "title": "x2", "owner": 1}
 
 
 # -- what a write must neither change nor tell ----------------------------------------------
@@ -850,6 +886,36 @@ class Volume(Schema):
     shelves = RefsList("shelf", reverse="volumes", metadata={"can_modify": is_admin})
 
 
+@linking.collection("crate", permissions=Owner("owner"))
+class Crate(Schema):
+    owner = fields.String()
+    bottles = RefsList("bottle", reverse="crate")
+
+
+@linking.collection("bottle", permissions=Anyone())
+class Bottle(Schema):
+    crate = Ref("crate", reverse="bottles", metadata={"can_modify": is_admin})
+
+
+class ReadAndCreate(Permission):
+    def can(self, auth: Mapping[str, Any], action: str, obj: Any = None) -> bool:
+        return action in ("read", "create")
+
+
+@linking.collection("journal", permissions=Anyone())
+class Journal(Schema):
+    name = fields.String()
+    last = Ref("entry", reverse="last_of")
+    entries = RefsList("entry", reverse="journal")
+
+
+@linking.collection("entry", permissions=ReadAndCreate())
+class JournalEntry(Schema):
+    text = fields.String()
+    last_of = RefsList("journal", reverse="last")
+    journal = Ref("journal", reverse="entries")
+
+
 @pytest.fixture
 def links(make_engine: Any) -> Any:
     engine = make_engine(linking)
@@ -908,6 +974,29 @@ def test_a_nested_object_cannot_be_given_to_someone_else(make_engine: Any) -> No
     assert engine.get("paper")[0] == [] and len(engine.get("account")[0]) == 2
     body = engine.patch("account", 1, {"notes": [{"title": "t"}]}, auth=admin_alice)[0]
     assert engine.get("paper", body["notes"][0])[0]["owner"] == 1
+
+
+def test_a_key_to_a_hidden_object_reads_and_compares_as_null(links: Any) -> None:
+    links.post("crate", {"owner": "2"})  # bob's
+    links.post("bottle", {"crate": 1})
+    assert links.get("bottle", 1, auth=ALICE)[0] == {"id": 1, "crate": None}
+    # Sending back what she read changes nothing; any crate is refused alike,
+    # the hidden one too: no answer tells which it is.
+    assert links.patch("bottle", 1, {"crate": None}, auth=ALICE)[0] == {"id": 1, "crate": None}
+    for crate in (1, 2, 99):
+        with pytest.raises(Forbidden, match="crate of bottle is not yours to change"):
+            links.patch("bottle", 1, {"crate": crate}, auth=ALICE)
+    assert links.get("bottle", 1)[0]["crate"] == 1
+
+
+def test_a_nested_object_needs_only_the_right_to_create_it(links: Any) -> None:
+    # An entry may be created, never updated: nested, from either side.
+    body = links.post("journal", {"name": "j", "last": {"text": "e"}}, auth=BOB)[0]
+    assert body["last"] == 1
+    body = links.post("journal", {"name": "k", "entries": [{"text": "f"}]}, auth=BOB)[0]
+    assert body["entries"] == [2]
+    with pytest.raises(Forbidden):
+        links.patch("journal", 1, {"last": 2}, auth=BOB)  # entry 2 changes: refused
 
 
 def test_changes_from_the_other_side_are_audited(call: Caller) -> None:

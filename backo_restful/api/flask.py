@@ -24,6 +24,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
+from ..access import Access
 from ..auth import JWTAuth, User, caller_of
 from ..engine import Engine, default_engine
 from ..exceptions import (
@@ -215,7 +216,9 @@ class Resource(flask_restful.Resource):
         auth = self.caller()
         settings = self._settings()
         max_depth = settings["BACKO_MAX_DEPTH"]
-        params = parse_args(collection, request.args.lists(), max_depth=max_depth)
+        # Fields the caller may not read do not exist for them, as parameters too.
+        hidden = Access(self.engine.model, auth).hidden
+        params = parse_args(collection, request.args.lists(), max_depth=max_depth, hidden=hidden)
         return basic.get(
             collection.name,
             id_,
