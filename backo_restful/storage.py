@@ -662,6 +662,10 @@ class PeeweeStorage:
         step, rest = steps[0], steps[1:]
         target = self.table(step.target)
         at_id = not rest and node.path.field == "id"
+        if at_id and node.op == "isnull" and step.storage != "fk_here":
+            # A to-many relation is null when it holds no (visible) object.
+            some = Condition(node.path, "notnull", None)
+            return ~self._through(collection, steps, some, False, scopes)
         scope = _scope_of(step.target, scopes)
 
         def within(inner: Any) -> Any:

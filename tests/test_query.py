@@ -143,6 +143,20 @@ def test_paths_through_relations(
     assert ids(api.get(collection, filter_=filter_)) == expected
 
 
+def test_a_to_many_relation_is_null_when_it_holds_nothing(api: Any) -> None:
+    ok(api.post("jar", {"name": "empty"}), 201)  # jar 4: no cookie, no tag
+    ok(api.post("shelf", {"name": "bare"}), 201)  # shelf 3: no jar
+    assert ids(api.get("jar", filter_={"cookies": None})) == [4]
+    assert ids(api.get("jar", filter_={"cookies": {"$null": False}})) == [1, 2, 3]
+    assert ids(api.get("jar", filter_={"$not": {"cookies": None}})) == [1, 2, 3]
+    assert ids(api.get("jar", filter_={"tags": {"$null": True}})) == [3, 4]  # many-to-many
+    assert ids(api.get("shelf", filter_={"jars": None})) == [3]
+    assert ids(api.get("tag", filter_={"jars.cookies": None})) == []
+    assert ids(api.get("shelf", filter_={"jars.cookies": None})) == []
+    ok(api.patch("jar", 4, {"shelf": 1}), 200)
+    assert ids(api.get("shelf", filter_={"jars.cookies": None})) == [1]  # jar 4 is empty
+
+
 @pytest.mark.parametrize(
     ("filter_", "code", "named"),
     [
