@@ -63,6 +63,17 @@ class _JSONField(peewee.TextField):
         return None if value is None else json.loads(value)
 
 
+#: Column types whose values every driver gives as the Python value (int, str).
+_AS_READ = (
+    _SqliteAutoIncrement,
+    peewee.BigAutoField,
+    peewee.BigIntegerField,
+    peewee.ForeignKeyField,
+    peewee.TextField,
+    peewee.CharField,
+)
+
+
 class _DateTimeField(peewee.DateTimeField):
     """Stores aware datetimes as naive UTC, so every backend compares them alike."""
 
@@ -414,8 +425,9 @@ class PeeweeStorage:
     def _columns(self, collection: Collection) -> list[peewee.Field]:
         table = self.table(collection)
         # Select every column under its field's name (model attributes are prefixed).
+        # Integers and text come from every driver as the Python value already.
         return [
-            field if name == "id" else field.alias(_field_name(name))
+            (field.coerce(False) if type(field) in _AS_READ else field).alias(_field_name(name))
             for name, field in table._meta.fields.items()
         ]
 
@@ -746,7 +758,7 @@ class PeeweeStorage:
             sql, _ = table.select(*self._columns(collection)).where(table.id == 0).sql()
             # The names _columns gives, each with its field's converter.
             converters = [
-                (_field_name(name), field.python_value)
+                (_field_name(name), None if type(field) in _AS_READ else field.python_value)
                 for name, field in table._meta.fields.items()
             ]
             plan = sql, converters
@@ -756,7 +768,7 @@ class PeeweeStorage:
         if row is None:
             return None
         pairs = zip(converters, row, strict=True)
-        return {name: to_python(value) for (name, to_python), value in pairs}
+        return {name: value if read is None else read(value) for (name, read), value in pairs}
 
     def fetch(
         self,
