@@ -708,7 +708,7 @@ class Engine:
         set): the row the INSERT returns is then the one a read would find."""
         access = _ACCESS.get()
         server: dict[str, Any] = {}
-        if access is not None:
+        if access is not None and not unguarded(collection):
             _refuse_early(access, collection, "create")  # nested objects too
             server = self._owner_values(collection, access)
             if link is not None:
