@@ -874,7 +874,11 @@ class Engine:
         managed = managed_fields(collection)
         given = data.given if isinstance(data, Loaded) else frozenset(data)
         kept = dict(data)
-        obj = stored if stored is not None else {**data, **server}
+        if stored is not None:
+            obj = stored
+        else:  # the object as it will be created, without links to an id not known yet
+            obj = {k: v for k, v in {**data, **server}.items() if v is not _PENDING}
+            obj = {k: v for k, v in obj.items() if not (isinstance(v, list) and _PENDING in v)}
         for name, value in data.items():
             allowed = access.can_modify(collection, name, obj)
             if name not in given:
@@ -889,7 +893,16 @@ class Engine:
                 # A value the caller cannot read is not compared: no answer may
                 # tell whether a guess was right.
                 readable = access.can_read(collection, name, stored)
-                same = readable and self._holds(collection, stored, name, value)
+                same = readable and (
+                    self._holds(collection, stored, name, value)
+                    # Their own id in their owner field, hidden target or not:
+                    # it tells them nothing.
+                    or (
+                        name in managed
+                        and str(value) == access.user.id
+                        and self._same(collection, name, value, stored[name])
+                    )
+                )
             elif name in server:
                 same = self._same(collection, name, value, server[name])
             else:

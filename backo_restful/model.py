@@ -265,6 +265,14 @@ def _with_options(name: str, schema_class: type[Schema], options: dict[str, Any]
                 collection=name,
                 field=owner,
             )
+        if field.data_key is not None and field.data_key != owner:
+            # The scope filters on the field as clients name it.
+            raise DeclarationError(
+                f"the owner field {owner!r} cannot take another name in JSON "
+                f"(data_key={field.data_key!r})",
+                collection=name,
+                field=owner,
+            )
     if not options.get("audit"):
         return schema_class
     taken = [field for field in AUDIT_FIELDS if field in schema_class._declared_fields]
@@ -566,8 +574,7 @@ def _check_owner_keys(collection: Collection) -> None:
             other = f"{relation.target.name}.{relation.reverse.name}"
             raise DeclarationError(
                 f"the owner field {name!r} is a one-to-one Ref whose key {other} stores; "
-                f"an owner field stores the key: make {other} a RefsList, or {name!r} "
-                "required",
+                f"an owner field stores the key: make {other} a RefsList",
                 collection=collection.name,
                 field=name,
             )

@@ -293,6 +293,12 @@ def test_an_owner_field_must_exist_and_hold_one_id() -> None:
                 score = fields.Float()
                 tags = fields.List(fields.String())
 
+    with pytest.raises(DeclarationError, match="another name in JSON"):
+
+        @model.collection("renamed", permissions=Owner("owner"))
+        class Renamed(Schema):
+            owner = fields.String(data_key="ownerId")
+
     # A one-to-one Ref whose key the other side stores cannot own.
     pairs = DataModel("pairs")
 
@@ -718,6 +724,12 @@ def test_an_owner_field_that_is_a_relation(make_engine: Any) -> None:
     read = engine.get("paper", 1, auth=ALICE)[0]
     assert engine.put("paper", 1, {"title": "x2", "owner": read["owner"]}, auth=ALICE)[1] == 200
     assert engine.get("paper", 1)[0] == {"id": 1, "title": "x2", "owner": 1}
+    # Her own id, as she sent it on create, is her own to send again; no other.
+    assert engine.put("paper", 1, {"title": "x3", "owner": 1}, auth=ALICE)[1] == 200
+    assert engine.patch("paper", 1, {"owner": 1}, auth=ALICE)[1] == 200
+    with pytest.raises(Forbidden, match="set by the server"):
+        engine.patch("paper", 1, {"owner": 2}, auth=ALICE)
+    assert engine.get("paper", 1)[0] == {"id": 1, "title": "x3", "owner": 1}
 
 
 # -- what a write must neither change nor tell ----------------------------------------------
@@ -909,10 +921,18 @@ class Journal(Schema):
     entries = RefsList("entry", reverse="journal")
 
 
+seen_objects: list[Any] = []
+
+
+def record_object(auth: Any, obj: Any) -> bool:
+    seen_objects.append(obj)
+    return True
+
+
 @linking.collection("entry", permissions=ReadAndCreate())
 class JournalEntry(Schema):
     text = fields.String()
-    last_of = RefsList("journal", reverse="last")
+    last_of = RefsList("journal", reverse="last", metadata={"can_modify": record_object})
     journal = Ref("journal", reverse="entries")
 
 
@@ -991,10 +1011,16 @@ def test_a_key_to_a_hidden_object_reads_and_compares_as_null(links: Any) -> None
 
 def test_a_nested_object_needs_only_the_right_to_create_it(links: Any) -> None:
     # An entry may be created, never updated: nested, from either side.
+    seen_objects.clear()
     body = links.post("journal", {"name": "j", "last": {"text": "e"}}, auth=BOB)[0]
     assert body["last"] == 1
+    # Rights functions see the entry as created, without the journal's id, which
+    # is not known yet.
+    assert seen_objects and all("last_of" not in obj for obj in seen_objects)
     body = links.post("journal", {"name": "k", "entries": [{"text": "f"}]}, auth=BOB)[0]
     assert body["entries"] == [2]
+    assert links.patch("journal", 2, {"last": {"text": "g"}}, auth=BOB)[0]["last"] == 3
+    assert seen_objects[-1]["last_of"] == [2]  # an id known: given
     with pytest.raises(Forbidden):
         links.patch("journal", 1, {"last": 2}, auth=BOB)  # entry 2 changes: refused
 
