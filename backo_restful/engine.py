@@ -714,11 +714,7 @@ class Engine:
             if link is not None:
                 # The enclosing object sets the link: checked as if the data gave it.
                 data = _given(data, link[0], link[1], collection.relations[link[0]].multi)
-            # Permission functions see the object as it will be created.
-            obj = {**data, **server}
-            if link is not None and link[1] is _PENDING:
-                del obj[link[0]]  # linked to an object whose id is not known yet
-            access.require(collection, "create", obj)
+            access.require(collection, "create", _as_created(data, server))
             data = self._guard(collection, data, None, server, access)
         values = _scalar_values(collection, data)
         later = []
@@ -874,11 +870,7 @@ class Engine:
         managed = managed_fields(collection)
         given = data.given if isinstance(data, Loaded) else frozenset(data)
         kept = dict(data)
-        if stored is not None:
-            obj = stored
-        else:  # the object as it will be created, without links to an id not known yet
-            obj = {k: v for k, v in {**data, **server}.items() if v is not _PENDING}
-            obj = {k: v for k, v in obj.items() if not (isinstance(v, list) and _PENDING in v)}
+        obj = stored if stored is not None else _as_created(data, server)
         for name, value in data.items():
             allowed = access.can_modify(collection, name, obj)
             if name not in given:
@@ -1260,6 +1252,13 @@ class _Pending:
 
 
 _PENDING: Any = _Pending()
+
+
+def _as_created(data: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
+    """The object permission and rights functions see on create: ``data`` with
+    the values the server sets, without a link to an id not known yet."""
+    obj = {**data, **server}
+    return {k: v for k, v in obj.items() if v is not _PENDING and v != [_PENDING]}
 
 
 def _given(data: dict[str, Any], name: str, value: Any, multi: bool) -> Loaded:

@@ -74,6 +74,12 @@ _AS_READ = (
 )
 
 
+def _converter(field: peewee.Field) -> Any:
+    """What turns a value read from ``field``'s column into its Python value
+    (None: the driver gives that already)."""
+    return None if type(field) in _AS_READ else field.python_value
+
+
 class _DateTimeField(peewee.DateTimeField):
     """Stores aware datetimes as naive UTC, so every backend compares them alike."""
 
@@ -425,9 +431,9 @@ class PeeweeStorage:
     def _columns(self, collection: Collection) -> list[peewee.Field]:
         table = self.table(collection)
         # Select every column under its field's name (model attributes are prefixed).
-        # Integers and text come from every driver as the Python value already.
+        # Columns the driver reads as their Python value need no converter.
         return [
-            (field.coerce(False) if type(field) in _AS_READ else field).alias(_field_name(name))
+            (field if _converter(field) else field.coerce(False)).alias(_field_name(name))
             for name, field in table._meta.fields.items()
         ]
 
@@ -758,8 +764,7 @@ class PeeweeStorage:
             sql, _ = table.select(*self._columns(collection)).where(table.id == 0).sql()
             # The names _columns gives, each with its field's converter.
             converters = [
-                (_field_name(name), None if type(field) in _AS_READ else field.python_value)
-                for name, field in table._meta.fields.items()
+                (_field_name(name), _converter(field)) for name, field in table._meta.fields.items()
             ]
             plan = sql, converters
             self._fetch_one_plans[collection.name] = plan
