@@ -79,8 +79,10 @@ _ACCESS: contextvars.ContextVar[Access | None] = contextvars.ContextVar(
 #: Marks a relation in an output layout.
 _RELATION = object()
 
-#: How many times a write runs when the database keeps aborting it (deadlocks).
-WRITE_ATTEMPTS = 4
+#: How many times a write runs when the database keeps aborting it for conflicts.
+WRITE_ATTEMPTS = 5
+#: The longest pause, in seconds, before a write's second attempt (doubled for each next).
+RETRY_PAUSE = 0.01
 #: How many matches ``count="estimate"`` counts before it stops (``BACKO_COUNT_LIMIT``).
 DEFAULT_COUNT_LIMIT = 10_000
 
@@ -356,6 +358,7 @@ class Engine:
         loaded = self._load_many(collection, data) if many else [self._load(collection, data)]
 
         def work() -> list[Any]:
+            self._lock_plan(collection, None, loaded)
             if not many:
                 new_id, row = self._create_row(collection, loaded[0], returning=True)
                 if row is not None:
@@ -381,12 +384,13 @@ class Engine:
         loaded = self._load(collection, data)
 
         def work() -> tuple[Any, int]:
+            self._lock_plan(collection, id_, [loaded], replace=True)
             scope = access.scope(collection) if access is not None else None
             if scope is not None and not self._visible_ids(collection, {id_}):
                 # A caller who sees only part of the collection cannot tell a free
                 # id from a hidden one: for them PUT neither creates nor reveals.
                 raise _missing(collection, {id_})
-            if self.storage.existing_ids(collection, [id_], lock=True):
+            if self.storage.lock(collection, [id_]):
                 data = self._allowed_update(collection, id_, loaded)
                 self._update(collection, id_, data, replace=True)
                 return self._reread(collection, [id_])[0], 200
@@ -434,6 +438,7 @@ class Engine:
                 if row is None:
                     raise _missing(collection, {id_})
                 return self._render(collection, [row], 1, _Budget(None))[0], 200
+            self._lock_plan(collection, id_, [loaded])
             data = self._allowed_update(collection, id_, loaded)
             self._update(collection, id_, data, replace=False)
             return self._reread(collection, [id_])[0], 200
@@ -454,6 +459,7 @@ class Engine:
         id_ = self._id(collection, id_)
 
         def work() -> tuple[None, int]:
+            self._lock_plan(collection, id_, [])
             self._require(collection, [id_])
             if access is not None and permission_of(collection) is not None:
                 access.require(collection, "delete", self.storage.fetch_one(collection, id_))
@@ -519,8 +525,10 @@ class Engine:
     def _write(self, work: Callable[[], _T]) -> _T:
         """Run ``work`` in a write transaction, again if the database aborted it.
 
-        PostgreSQL and MariaDB abort one of two transactions that deadlock; the
-        loser runs again from the start, on the data as the winner left it.
+        A transaction aborted for a conflict with another (a deadlock, a row it
+        would not wait for, an id another write created first) runs again from the
+        start, on the data as the other left it, after a random pause that doubles
+        with each attempt.
         """
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
@@ -529,19 +537,61 @@ class Engine:
             except StorageConflict:
                 if attempt == WRITE_ATTEMPTS:
                     raise
-                time.sleep(random.uniform(0, 0.02 * attempt))
+                time.sleep(random.uniform(0, RETRY_PAUSE * 2 ** (attempt - 1)))
             except RecursionError:
                 raise BadRequest(
                     "Objects are nested too deeply.", code="NESTING_TOO_DEEP"
                 ) from None
         raise AssertionError("unreachable")
 
+    def _lock_plan(
+        self,
+        collection: Collection,
+        id_: int | None,
+        items: list[dict[str, Any]],
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Lock, before anything else and in one global order, the objects a write
+        will change that its request tells: object ``id_``, every object the
+        ``items`` (with their nested objects) link to, and the objects linked to
+        ``id_`` now through the relations it sets (all of them on ``replace``).
+
+        Two writes crossing on the same objects then queue instead of deadlocking;
+        rows found later are locked without waiting (see
+        :meth:`PeeweeStorage.lock`). A link is part of both objects, so changing it
+        locks both.
+        """
+        if not self.storage.row_locks:
+            return  # one writer at a time
+        wanted: dict[str, set[int]] = {}
+        if id_ is not None:
+            wanted[collection.name] = {id_}
+        for data in items:
+            _named(collection, data, wanted)
+        if id_ is not None:
+            for relation in collection.relations.values():
+                if relation.storage == "fk_here":
+                    continue  # its target is named in the request, or is nulled
+                if replace or any(relation.name in data for data in items):
+                    current = self.storage.links(relation, [id_])
+                    wanted.setdefault(relation.target.name, set()).update(r for _, r, _ in current)
+        self.storage.lock_in_order(
+            {self.model.collections[name]: ids for name, ids in wanted.items() if ids}
+        )
+
     def _require(self, collection: Collection, ids: list[int]) -> None:
+        """Lock objects ``ids``, which must exist (and be visible to the caller).
+
+        :raises NotFound: naming the missing ones.
+        """
         if not ids:
             return
         access = _ACCESS.get()
         scope = access.scope(collection) if access is not None else None
-        found = self.storage.existing_ids(collection, ids, lock=True, scope=scope)
+        found = self.storage.lock(collection, ids)
+        if scope is not None and found:
+            found = self.storage.existing_ids(collection, found, scope=scope)
         missing = set(ids) - found
         if missing:
             raise _missing(collection, missing)
@@ -1268,6 +1318,18 @@ def _given(data: dict[str, Any], name: str, value: Any, multi: bool) -> Loaded:
     loaded = Loaded({**data, name: [value] if multi else value})
     loaded.given = given | {name}
     return loaded
+
+
+def _named(collection: Collection, data: dict[str, Any], wanted: dict[str, set[int]]) -> None:
+    """Add to ``wanted`` the ids of the objects ``data`` links to, in its nested
+    objects too, by collection name."""
+    for relation in collection.relations.values():
+        value = data.get(relation.name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, NewObject):
+                _named(relation.target, item.data, wanted)
+            elif item is not None:
+                wanted.setdefault(relation.target.name, set()).add(item)
 
 
 def _refuse_early(access: Access, collection: Collection, *actions: str) -> None:

@@ -64,19 +64,33 @@ class DeclarationError(BackoError):
 
 
 class StorageError(BackoError):
-    """The database failed in a way the client could not have caused."""
+    """The database failed in a way the client could not have caused.
+
+    :param reason: what the database said (for logs; never shown to clients).
+    """
 
     code = "STORAGE_ERROR"
+
+    def __init__(self, reason: str | None = None, *, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message)
 
     def default_message(self) -> str:
         return "The database could not complete the request."
 
 
 class StorageUnavailable(StorageError):
-    """The database cannot be reached or is too busy (try again later)."""
+    """The database cannot be reached, lost the connection, or is too busy: the
+    request may be sent again (after :attr:`retry_after` seconds, the
+    ``Retry-After`` of the answer).
+    """
 
     code = "STORAGE_UNAVAILABLE"
     status = 503
+    retry_after = 1
+
+    def default_message(self) -> str:
+        return "The database is unavailable: try again shortly."
 
 
 class StorageConflict(StorageUnavailable):
@@ -86,6 +100,9 @@ class StorageConflict(StorageUnavailable):
     """
 
     code = "TRANSACTION_CONFLICT"
+
+    def default_message(self) -> str:
+        return "The database kept aborting this write for conflicts with others: send it again."
 
 
 class ClientError(BackoError):
@@ -100,6 +117,40 @@ class ClientError(BackoError):
 
 class BadRequest(ClientError):
     """The request is malformed: bad parameters, bad JSON, an unknown field."""
+
+
+class PatternTooSlow(BadRequest):
+    """A filter with ``$re`` ran out of the time it is given (or out of the
+    database's regular expression match limit) before it could answer.
+
+    :param limit: which limit it reached, for the message.
+    """
+
+    code = "PATTERN_TOO_SLOW"
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(
+            f"The $re filter could not be matched within {limit}: "
+            "use a simpler pattern, or narrow the filter with other conditions.",
+            {"limit": limit},
+        )
+
+
+class BodyTooLarge(ClientError):
+    """The request body is larger than the server accepts (``BACKO_MAX_BODY``).
+
+    :param maximum: the largest body accepted, in bytes.
+    """
+
+    code = "BODY_TOO_LARGE"
+    status = 413
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        super().__init__(
+            f"The request body is larger than {maximum} bytes (BACKO_MAX_BODY).",
+            {"setting": "BACKO_MAX_BODY", "maximum": maximum},
+        )
 
 
 class UnsupportedMediaType(ClientError):

@@ -14,21 +14,23 @@ import functools
 import hashlib
 import json
 import operator
-import re
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import peewee
+import re2
 from marshmallow import fields as ma
 from playhouse.db_url import connect as connect_url
+from playhouse.pool import PooledDatabase
 
+from .dialects import Failure, dialect_of
 from .exceptions import (
     BadRequest,
     Conflict,
     DeclarationError,
+    PatternTooSlow,
     StorageConflict,
     StorageError,
     StorageUnavailable,
@@ -42,6 +44,8 @@ Scopes = Mapping[str, Node]
 
 #: Ids per ``IN (...)`` list: below every backend's limit on bound parameters.
 CHUNK = 5000
+#: Seconds a statement filtering with ``$re`` may run (``pattern_timeout``).
+PATTERN_TIMEOUT = 1.0
 
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
@@ -89,39 +93,35 @@ class _DateTimeField(peewee.DateTimeField):
         return super().db_value(value)
 
 
-def _backend(db: peewee.Database) -> str:
-    if isinstance(db, peewee.SqliteDatabase):
-        return "sqlite"
-    if isinstance(db, peewee.PostgresqlDatabase):
-        return "postgresql"
-    if isinstance(db, peewee.MySQLDatabase):
-        return "mysql"
-    raise DeclarationError(
-        f"unsupported database {type(db).__name__}: use SQLite, PostgreSQL or MySQL/MariaDB"
-    )
-
-
 class PeeweeStorage:
     """Store collections in a relational database through Peewee.
 
     :param db: a peewee ``Database`` or a URL (``sqlite:///path.db``,
         ``postgresql://user@host/db``, ``mysql://user@host/db``).
+    :param pattern_timeout: the seconds a statement that filters with ``$re``
+        may run before it is stopped (:class:`PatternTooSlow`).
     """
 
-    def __init__(self, db: peewee.Database | str) -> None:
+    def __init__(
+        self, db: peewee.Database | str, *, pattern_timeout: float = PATTERN_TIMEOUT
+    ) -> None:
         from_url = isinstance(db, str)
         if isinstance(db, str):
             db = _database_from_url(db)
         if not isinstance(db, peewee.Database):
             raise TypeError("PeeweeStorage takes a peewee Database or a database URL")
+        if not pattern_timeout > 0:
+            raise DeclarationError("pattern_timeout must be a number of seconds above 0")
         self.db = db
-        self.backend = _backend(db)
+        self.dialect = dialect_of(db)
+        self.backend = self.dialect.name
+        self.pattern_timeout = float(pattern_timeout)
         self._memory = self.backend == "sqlite" and db.database in ("", ":memory:")
         self._fetch_one_plans: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
         # INSERT ... RETURNING gives a written row back in the same statement.
-        self._returning = self.backend == "postgresql" or (
-            self.backend == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
-        )
+        self._returning = self.dialect.returning
+        #: What the transaction of each thread holds (see :meth:`transaction`).
+        self._local = threading.local()
         if self._memory and db.thread_safe:
             raise DeclarationError(
                 "an in-memory SQLite Database is private to each thread: use the URL "
@@ -330,14 +330,14 @@ class PeeweeStorage:
             if self._tables_ready:
                 return
             if self._model is None:
-                raise StorageError("the storage is not attached to a data model")
+                raise StorageError(message="The storage is not attached to a data model.")
             with self._connection():
                 if self._wal:
                     self.db.execute_sql("PRAGMA journal_mode = wal")
                 existing = set(self.db.get_tables())
                 models = list(self._tables.values()) + list(dict.fromkeys(self._joins.values()))
                 created = [m for m in models if m._meta.table_name not in existing]
-                settings = self._table_settings()
+                settings = self.dialect.table_settings()
                 for table in created:
                     table._meta.table_settings = settings
                     table.create_table(safe=True)
@@ -346,15 +346,6 @@ class PeeweeStorage:
                         for field in table._meta.refs:
                             table._schema.create_foreign_key(field)
             self._tables_ready = True
-
-    def _table_settings(self) -> list[str]:
-        if self.backend != "mysql":
-            return []
-        # A binary collation that does not pad: strings compare exactly, trailing
-        # spaces included, as on SQLite and PostgreSQL.
-        (version,) = self.db.execute_sql("SELECT VERSION()").fetchone()
-        collation = "utf8mb4_nopad_bin" if "mariadb" in version.lower() else "utf8mb4_0900_bin"
-        return [f"DEFAULT CHARSET=utf8mb4 COLLATE={collation}"]
 
     def drop_tables(self) -> None:
         """Drop every table of the model (for tests and scripts)."""
@@ -391,29 +382,204 @@ class PeeweeStorage:
     def transaction(self, *, write: bool) -> Iterator[None]:
         """Run the enclosed calls in one transaction; roll back on any exception.
 
+        A database error leaves as a :class:`~backo_restful.exceptions.BackoError`.
+        A connection lost anywhere (at the start, in a statement, at the commit or
+        the rollback) is discarded, a pooled one too, and the call fails with
+        :class:`StorageUnavailable`; the next call gets a new connection. A call
+        made while this thread's transaction is open joins it.
+
         On SQLite a write transaction takes the write lock when it begins, so
         concurrent writers queue instead of failing.
         """
-        with _translate_errors():
+        with self._translated():
             self._ensure_tables()
-        lock = self._serial
-        if lock is not None:
-            lock.acquire()
+        if self.db.in_transaction():
+            with self._translated(), self.db.atomic():
+                yield
+            return
+        serial = self._serial
+        if serial is not None:
+            serial.acquire()
         try:
-            with _translate_errors(), self._connection():
-                with self.db.atomic(*self._begin_args(write)):
-                    yield
+            with self._translated():
+                opened = self._begin(write)
+            try:
+                yield
+            except BaseException as exc:
+                self._abort(exc)
+            else:
+                self._commit()
+            finally:
+                if opened and not self._memory:
+                    self._close()
         finally:
-            if lock is not None:
-                lock.release()
+            if serial is not None:
+                serial.release()
 
-    def _begin_args(self, write: bool) -> tuple[str, ...]:
-        if self.backend == "sqlite" and write:
-            return ("IMMEDIATE",)  # take the write lock now: writers queue, never deadlock
-        if self.backend == "postgresql" and not write:
-            # One snapshot for every statement of a read (page, then each level).
-            return ("REPEATABLE READ",)
-        return ()  # MySQL/InnoDB reads are REPEATABLE READ by default
+    def _begin(self, write: bool) -> bool:
+        """Begin this thread's transaction; True if it opened the connection."""
+        opened = self.db.is_closed()
+        if opened:
+            self.db.connect()
+        args = self.dialect.begin_args(write)
+        try:
+            self.db.begin(*args)
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            if self.dialect.failure(exc) is not Failure.LOST:
+                raise
+            # A connection that died while it waited (the server restarted, a
+            # proxy dropped it): nothing was done on it yet, so take a new one.
+            self._discard()
+            self.db.connect()
+            opened = True
+            self.db.begin(*args)
+        self.db.push_transaction(self.db.transaction())
+        local = self._local
+        local.held = {}
+        local.ordered = False
+        local.patterns = False
+        local.limited = False
+        return opened
+
+    def _commit(self) -> None:
+        self.db.pop_transaction()
+        try:
+            self._end_time_limit()
+            self.db.commit()
+        except BaseException as exc:
+            error = self._translate(exc)
+            self._rollback(exc)
+            raise error from exc
+
+    def _abort(self, exc: BaseException) -> None:
+        """Roll back after ``exc``, then raise it (translated if it is the database's)."""
+        self.db.pop_transaction()
+        error = self._translate(exc)
+        self._rollback(exc)
+        if error is exc:
+            raise exc
+        raise error from exc
+
+    def _rollback(self, exc: BaseException) -> None:
+        if isinstance(exc, peewee.PeeweeException) and self.dialect.failure(exc) is Failure.LOST:
+            self._discard()
+            return
+        try:
+            self._end_time_limit()
+            self.db.rollback()
+        except Exception:  # the connection failed on its way out: never use it again
+            self._discard()
+
+    def _close(self) -> None:
+        try:
+            self.db.close()
+        except Exception:  # the driver failed to close it: leave it to be collected
+            self._discard()
+
+    def _discard(self) -> None:
+        """Drop this thread's connection for good (a pooled one leaves the pool)."""
+        if self._memory or self.db.is_closed():
+            return
+        try:
+            if isinstance(self.db, PooledDatabase):
+                self.db.manual_close()
+            else:
+                self.db.close()
+        except Exception:  # closing a broken connection may fail too: it is gone anyway
+            if not self.db.is_closed():
+                self.db.close()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except peewee.PeeweeException as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        """The :class:`BackoError` a database error ``exc`` means (``exc`` itself
+        when it is not the database's). The database's own words stay on the
+        exception chain, for logs: none of them reaches a client."""
+        if not isinstance(exc, peewee.PeeweeException):
+            return exc
+        failure = self.dialect.failure(exc)
+        reason = _reason(exc)
+        if failure is Failure.CONFLICT:
+            return StorageConflict(reason)
+        if failure is Failure.TIMEOUT and getattr(self._local, "limited", False):
+            return PatternTooSlow(limit=f"{self.pattern_timeout:g} s")
+        if failure is not None or isinstance(exc, peewee.OperationalError):
+            return StorageUnavailable(reason)
+        if isinstance(exc, peewee.IntegrityError):
+            return Conflict(
+                "The change violates a constraint of the database.", code="CONSTRAINT_VIOLATION"
+            )
+        if isinstance(exc, peewee.DataError):
+            return BadRequest("A value does not fit its database column.", code="INVALID_VALUE")
+        return StorageError(reason)
+
+    # -- locks and time limits ------------------------------------------------
+
+    @property
+    def row_locks(self) -> bool:
+        """Whether writes lock rows (SQLite lets one writer in at a time instead)."""
+        return self.dialect.row_locks
+
+    def lock_in_order(self, wanted: Mapping[Collection, Iterable[int]]) -> None:
+        """Lock the rows ``wanted`` in one global order: collection by collection
+        in name order, each by id.
+
+        Every write locks what its request names this way before anything else, so
+        two writes never wait for each other in opposite orders (a deadlock). Rows
+        locked later in the transaction are locked without waiting (see
+        :meth:`lock`).
+        """
+        for collection in sorted(wanted, key=lambda c: c.name):
+            self.lock(collection, wanted[collection])
+        self._local.ordered = True
+
+    def lock(self, collection: Collection, ids: Iterable[int]) -> set[int]:
+        """Lock rows ``ids`` until the transaction ends; return those that exist.
+
+        Rows this transaction holds are not asked for again. After
+        :meth:`lock_in_order`, a row another transaction holds is not waited for:
+        waiting out of the global order could deadlock, so the transaction is
+        aborted as a :class:`StorageConflict` instead, for the engine to run again.
+        On SQLite, whose writers run one at a time, this only tells which exist.
+        """
+        held = self._local.held.setdefault(collection.name, set())
+        wanted = set(ids)
+        todo = sorted(wanted - held)
+        if todo:
+            table = self.table(collection)
+            for chunk in _chunks(todo):
+                query = table.select(table.id).where(table.id.in_(chunk)).order_by(table.id)
+                if self.row_locks:
+                    query = query.for_update(nowait=self._local.ordered or None)
+                held.update(row for (row,) in query.tuples())
+        return wanted & held
+
+    def _locked(self, collection: Collection, ids: Iterable[int]) -> None:
+        """Make sure the rows a write changes are locked (without waiting, once the
+        write's own rows are: see :meth:`lock`)."""
+        if self.row_locks:
+            self.lock(collection, ids)
+
+    def _run(self, query: Any) -> Any:
+        """Execute a read, under the time limit of patterns if it filters with one."""
+        local = self._local
+        if local.patterns and not local.limited:
+            self.dialect.start_time_limit(self.pattern_timeout)
+            local.limited = True
+        rows = query.execute()
+        if local.patterns:
+            self.dialect.check_result(rows.cursor)
+        return rows
+
+    def _end_time_limit(self) -> None:
+        if getattr(self._local, "limited", False):
+            self._local.limited = False
+            self.dialect.end_time_limit()
 
     # -- reading --------------------------------------------------------------
 
@@ -491,7 +657,7 @@ class PeeweeStorage:
             if limit is None and self.backend == "mysql":
                 query = query.limit(_BIGINT_MAX)  # MySQL has no OFFSET without LIMIT
             query = query.offset(offset)
-        return list(query.dicts())
+        return list(self._run(query.dicts()))
 
     def _conditions(
         self, collection: Collection, where: Node | None, scope: Node | None, scopes: Scopes | None
@@ -541,10 +707,11 @@ class PeeweeStorage:
         conditions = self._conditions(collection, where, scope, scopes)
         if conditions:
             query = query.where(*conditions)
-        if limit is None:
-            return int(query.scalar() or 0)
-        wrapped = peewee.Select([query.alias("_rows")], [peewee.fn.COUNT(peewee.SQL("*"))])
-        return int(wrapped.bind(self.db).scalar() or 0)
+        if limit is not None:
+            query = peewee.Select([query.alias("_rows")], [peewee.fn.COUNT(peewee.SQL("*"))])
+            query = query.bind(self.db)
+        ((total,),) = self._run(query.tuples())
+        return int(total or 0)
 
     def estimate(
         self,
@@ -644,9 +811,14 @@ class PeeweeStorage:
         the complement; elsewhere SQL's own null handling already gives that.
         """
         if isinstance(node, And | Or):
-            join = operator.and_ if isinstance(node, And) else operator.or_
-            parts = (self._where(collection, n, scopes, negated) for n in node.nodes)
-            return functools.reduce(join, parts)
+            parts = [self._where(collection, n, scopes, negated) for n in node.nodes]
+            if len(parts) == 1:
+                return parts[0]
+            if not parts:
+                return peewee.SQL("1 = 1" if isinstance(node, And) else "1 = 0")
+            # One flat list, not a nest of pairs: SQLite's parser has a small stack.
+            glue = " AND " if isinstance(node, And) else " OR "
+            return peewee.NodeList(parts, glue=glue, parens=True)
         if isinstance(node, Not):
             return ~self._where(collection, node.node, scopes, not negated)
         return self._through(collection, node.path.steps, node, negated, scopes)
@@ -725,32 +897,18 @@ class PeeweeStorage:
         elif op in _COMPARISONS:
             expression = _COMPARISONS[op](column, column.db_value(value))
         elif op == "contains":
-            expression = self._position(column, value) > 0
+            expression = self.dialect.position(column, value) > 0
         elif op == "icontains":
-            expression = self._position(self._lower(column), self._lower(peewee.Value(value))) > 0
+            lower = self.dialect.lower
+            expression = self.dialect.position(lower(column), lower(peewee.Value(value))) > 0
         elif op == "startswith":
             expression = peewee.fn.SUBSTR(column, 1, len(value)) == value
         elif op == "re":
+            self._local.patterns = True
             expression = column.regexp(value)
         else:
             raise AssertionError(f"unknown operator {op}")
         return (column.is_null(False) & expression) if guard else expression
-
-    def _position(self, haystack: Any, needle: Any) -> Any:
-        if self.backend == "postgresql":
-            return peewee.fn.strpos(haystack, needle)
-        if self.backend == "mysql":
-            return peewee.fn.LOCATE(needle, haystack)
-        return peewee.fn.instr(haystack, needle)
-
-    def _lower(self, value: Any) -> Any:
-        # Lower-case by Unicode rules everywhere: SQLite's lower() knows ASCII only,
-        # and PostgreSQL's follows the column's "C" collation unless told otherwise.
-        if self.backend == "sqlite":
-            return peewee.fn.backo_lower(value)
-        if self.backend == "postgresql":
-            return peewee.fn.lower(peewee.NodeList((value, peewee.SQL('COLLATE "default"'))))
-        return peewee.fn.LOWER(value)
 
     def fetch_one(self, collection: Collection, id_: int) -> dict[str, Any] | None:
         """The row of ``collection`` with this id, or None.
@@ -794,34 +952,22 @@ class PeeweeStorage:
             query = query.order_by(table.id)
             if limit is not None:
                 query = query.limit(limit - len(rows))
-            rows.extend(query.dicts())
+            rows.extend(self._run(query.dicts()))
             if limit is not None and len(rows) >= limit:
                 break
         return rows
 
     def existing_ids(
-        self,
-        collection: Collection,
-        ids: Iterable[int],
-        *,
-        lock: bool = False,
-        scope: Node | None = None,
+        self, collection: Collection, ids: Iterable[int], *, scope: Node | None = None
     ) -> set[int]:
-        """Which of ``ids`` exist (and match ``scope``); ``lock`` also locks those
-        rows until the transaction ends.
-
-        A write locks the objects it reads before writing, so concurrent writes of
-        the same objects run one after the other (SQLite's write lock already does).
-        """
+        """Which of ``ids`` exist (and match ``scope``)."""
         table = self.table(collection)
         found: set[int] = set()
         for chunk in _chunks(sorted(set(ids))):
-            query = table.select(table.id).where(table.id.in_(chunk)).order_by(table.id)
+            query = table.select(table.id).where(table.id.in_(chunk))
             if scope is not None:
                 query = query.where(self._where(collection, scope))
-            if lock and self.backend != "sqlite":
-                query = query.for_update()
-            found.update(row for (row,) in query.tuples())
+            found.update(row for (row,) in self._run(query.tuples()))
         return found
 
     def links(
@@ -875,7 +1021,7 @@ class PeeweeStorage:
                 query = query.where(self._where(relation.target, scope))
             if limit is not None:
                 query = query.limit(limit - len(result))
-            for row in query.dicts():
+            for row in self._run(query.dicts()):
                 owner = row.pop("_owner")
                 result.append((owner, row["id"], row if with_rows else None))
             if limit is not None and len(result) >= limit:
@@ -885,16 +1031,26 @@ class PeeweeStorage:
     # -- writing --------------------------------------------------------------
 
     def insert(self, collection: Collection, values: dict[str, Any], id_: int | None = None) -> int:
-        """Insert a row and return its id (``id_`` chooses it explicitly)."""
+        """Insert a row and return its id (``id_`` chooses it explicitly).
+
+        :raises StorageConflict: if another transaction created row ``id_`` since
+            this one found it free: run again, the write finds it.
+        """
         table = self.table(collection)
         row = dict(values)
         if id_ is not None:
             row["id"] = id_
-        new_id = table.insert(self._by_column(collection, row)).execute()
+        try:
+            new_id = table.insert(self._by_column(collection, row)).execute()
+        except peewee.IntegrityError as exc:
+            if id_ is not None and self.dialect.primary_key_clash(exc, table._meta.table_name):
+                raise StorageConflict(_reason(exc)) from exc
+            raise
+        new_id = id_ if id_ is not None else int(new_id)
         if id_ is not None:
             self._after_explicit_id(collection, id_)
-            return id_
-        return int(new_id)
+        self._local.held.setdefault(collection.name, set()).add(new_id)
+        return new_id
 
     def insert_returning(self, collection: Collection, values: dict[str, Any]) -> dict[str, Any]:
         """Insert a row and return it as :meth:`fetch` would read it, in the same
@@ -905,6 +1061,7 @@ class PeeweeStorage:
         table = self.table(collection)
         query = table.insert(self._by_column(collection, values))
         (row,) = query.returning(*self._columns(collection)).dicts().execute()
+        self._local.held.setdefault(collection.name, set()).add(row["id"])
         return dict(row)
 
     def _after_explicit_id(self, collection: Collection, id_: int) -> None:
@@ -934,7 +1091,7 @@ class PeeweeStorage:
         there is no such row), in one statement where the database can."""
         table = self.table(collection)
         if not self._returning:
-            if not self.existing_ids(collection, [id_], lock=True):
+            if not self.lock(collection, [id_]):
                 return None
             self.update(collection, id_, values)
             return self.fetch(collection, [id_])[0]
@@ -944,6 +1101,7 @@ class PeeweeStorage:
 
     def update(self, collection: Collection, id_: int, values: dict[str, Any]) -> None:
         if values:
+            self._locked(collection, [id_])
             table = self.table(collection)
             table.update(self._by_column(collection, values)).where(table.id == id_).execute()
 
@@ -951,12 +1109,16 @@ class PeeweeStorage:
         self, collection: Collection, ids: Iterable[int], values: dict[str, Any]
     ) -> None:
         """Write the same ``values`` to rows ``ids``."""
+        ids = set(ids)
+        self._locked(collection, ids)
         table = self.table(collection)
         for chunk in _chunks(sorted(set(ids))):
             table.update(self._by_column(collection, values)).where(table.id.in_(chunk)).execute()
 
     def set_link(self, relation: RelationInfo, ids: Iterable[int], target_id: int | None) -> None:
         """Point the ``fk_here`` column of rows ``ids`` at ``target_id``."""
+        ids = set(ids)
+        self._locked(relation.collection, ids)
         table = self.table(relation.collection)
         fk = self.column(relation.collection, relation.name)
         for chunk in _chunks(sorted(set(ids))):
@@ -995,9 +1157,12 @@ class PeeweeStorage:
                 join.delete().where(mine.in_(chunk) & theirs.in_(others)).execute()
 
     def delete(self, collection: Collection, ids: Iterable[int]) -> None:
+        ids = set(ids)
+        self._locked(collection, ids)
         table = self.table(collection)
-        for chunk in _chunks(sorted(set(ids))):
+        for chunk in _chunks(sorted(ids)):
             table.delete().where(table.id.in_(chunk)).execute()
+        self._local.held.get(collection.name, set()).difference_update(ids)
 
     # -- output ---------------------------------------------------------------
 
@@ -1159,9 +1324,10 @@ def _regexp(pattern: str, value: Any) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    # \d, \w and \s are ASCII classes, as on PostgreSQL and MariaDB.
-    return re.compile(pattern, re.ASCII)
+def _compiled(pattern: str) -> Any:
+    # RE2 matches in time linear in the value, never backtracking; its \d, \w
+    # and \s are ASCII classes, as on PostgreSQL and MariaDB.
+    return re2.compile(pattern)
 
 
 def _lower(value: Any) -> Any:
@@ -1193,43 +1359,5 @@ def _sqlite_pragmas(db: Any, extra: dict[str, Any] | None = None) -> None:
         db.execute_sql("PRAGMA foreign_keys = 1")
 
 
-#: Driver error codes of a transaction the database aborted to break a deadlock or
-#: a serialization conflict: running it again is expected to succeed.
-_RETRYABLE = {"40001", "40P01", 1205, 1213}
-
-
-def _driver_code(exc: peewee.PeeweeException) -> Any:
-    original = exc.args[0] if exc.args else None
-    code = getattr(original, "pgcode", None)
-    if code is None and isinstance(original, Exception) and original.args:
-        code = original.args[0]
-    return code
-
-
 def _reason(exc: Exception) -> str:
     return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-
-
-@contextmanager
-def _translate_errors() -> Iterator[None]:
-    """Turn peewee's exceptions into backo_restful's (``raise ... from``)."""
-    try:
-        yield
-    except peewee.IntegrityError as exc:
-        raise Conflict(
-            "The change violates a constraint of the database.",
-            {"reason": _reason(exc)},
-            code="CONSTRAINT_VIOLATION",
-        ) from exc
-    except peewee.DataError as exc:
-        raise BadRequest(
-            "A value does not fit its database column.",
-            {"reason": _reason(exc)},
-            code="INVALID_VALUE",
-        ) from exc
-    except peewee.OperationalError as exc:
-        if _driver_code(exc) in _RETRYABLE:
-            raise StorageConflict(_reason(exc)) from exc
-        raise StorageUnavailable(_reason(exc)) from exc
-    except (peewee.DatabaseError, peewee.InterfaceError) as exc:
-        raise StorageError(_reason(exc)) from exc

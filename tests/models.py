@@ -190,3 +190,32 @@ class UserAccount(Schema):
     administered_organisations_of_user = RefsList(
         "organisation_with_a_long_name", reverse="administrators_of_this_organisation"
     )
+
+
+# -- a hot set for contention: both sides of one-to-many and many-to-many ---------------
+
+hot = DataModel("hot")
+
+
+@hot.collection("jar")
+class HotJar(Schema):
+    stamp = fields.String()
+    cookies = RefsList("cookie", reverse="jar", on_delete=DeleteStrategy.UNLINK_REFERENCED_ITEMS)
+
+
+@hot.collection("cookie")
+class HotCookie(Schema):
+    stamp = fields.String()
+    jar = Ref("jar", reverse="cookies")
+
+
+@hot.collection("book")
+class HotBook(Schema):
+    stamp = fields.String()
+    tags = RefsList("tag", reverse="books")
+
+
+@hot.collection("tag")
+class HotTag(Schema):
+    stamp = fields.String()
+    books = RefsList("book", reverse="tags")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..engine import DEFAULT_COUNT_LIMIT, Engine, default_engine
-from ..exceptions import BackoError, MethodNotAllowed, Unauthorized
+from ..exceptions import BackoError, MethodNotAllowed, StorageUnavailable, Unauthorized
 from ..paging import link_header
 from ..query import Node, check_count
 
@@ -34,6 +34,8 @@ def error_response(error: BackoError) -> Response:
         headers["Allow"] = ", ".join(error.allowed)
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = error.challenge
+    if isinstance(error, StorageUnavailable):
+        headers["Retry-After"] = str(error.retry_after)
     return error.to_dict(), error.status, headers
 
 

@@ -1,0 +1,266 @@
+"""What differs between the databases the storage runs on, one class per database.
+
+The storage asks its :class:`Dialect` how to begin a transaction, whether rows can
+be locked, what a driver's exception means (a conflict to run again, a lost
+connection, a statement out of time, a duplicate primary key), how to bound the
+time of a statement, and how a few SQL functions are spelled. It never asks which
+database it is on.
+
+Driver exceptions reach the dialect wrapped by peewee, which keeps the driver's
+own exception on ``.orig``.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+import time
+from typing import Any, ClassVar
+
+import peewee
+
+from .exceptions import DeclarationError, PatternTooSlow
+
+
+class Failure(enum.Enum):
+    """What a database error means for the call that got it."""
+
+    #: The database aborted the transaction to break a deadlock, a serialization
+    #: conflict or a lock it would not wait for: running it again should succeed.
+    CONFLICT = "conflict"
+    #: The connection is gone (killed, server restarted, network cut): it is
+    #: discarded, and the call may be sent again.
+    LOST = "lost"
+    #: The statement ran out of the time it was given.
+    TIMEOUT = "timeout"
+
+
+def driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception behind ``error`` (peewee keeps it on ``orig``)."""
+    return getattr(error, "orig", None) or error
+
+
+class Dialect:
+    """The behaviour of one database, for a peewee ``Database`` of it."""
+
+    name: ClassVar[str]
+    #: Whether ``SELECT ... FOR UPDATE`` locks rows (SQLite has one writer at a time).
+    row_locks: ClassVar[bool] = True
+    #: Whether ``INSERT``/``UPDATE ... RETURNING`` gives the written row back.
+    returning: ClassVar[bool] = False
+
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def begin_args(self, write: bool) -> tuple[str, ...]:
+        """The arguments of ``Database.begin`` for a read or a write transaction."""
+        return ()
+
+    def failure(self, error: BaseException) -> Failure | None:
+        """What ``error`` (raised by the driver, wrapped by peewee) means, if anything
+        more than "this statement failed"."""
+        return None
+
+    def primary_key_clash(self, error: BaseException, table: str) -> bool:
+        """Whether ``error`` is an insert into ``table`` at an id that exists."""
+        return False
+
+    def start_time_limit(self, seconds: float) -> None:
+        """Bound the time of each statement until :meth:`end_time_limit`."""
+
+    def end_time_limit(self) -> None:
+        """Lift the bound of :meth:`start_time_limit` (the transaction is still open)."""
+
+    def check_result(self, cursor: Any) -> None:
+        """Raise for a statement that the database ran but could not run right."""
+
+    def table_settings(self) -> list[str]:
+        """Options for ``CREATE TABLE``."""
+        return []
+
+    def position(self, haystack: Any, needle: Any) -> Any:
+        """The 1-based position of ``needle`` in ``haystack`` (0 when absent)."""
+        return peewee.fn.instr(haystack, needle)
+
+    def lower(self, value: Any) -> Any:
+        """``value`` lower-cased by Unicode rules."""
+        return peewee.fn.LOWER(value)
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    row_locks = False
+    returning = sqlite3.sqlite_version_info >= (3, 35)
+
+    #: How often (in SQLite virtual machine steps) a bounded statement looks at the time.
+    STEPS = 1000
+
+    def begin_args(self, write: bool) -> tuple[str, ...]:
+        # Take the write lock at once: writers queue, and never deadlock.
+        return ("IMMEDIATE",) if write else ()
+
+    def failure(self, error: BaseException) -> Failure | None:
+        original = driver_error(error)
+        if isinstance(original, sqlite3.OperationalError) and str(original) == "interrupted":
+            return Failure.TIMEOUT
+        return None
+
+    def primary_key_clash(self, error: BaseException, table: str) -> bool:
+        # SQLite serializes writers: a PUT never races another to create an id.
+        return False
+
+    def start_time_limit(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+
+        def out_of_time() -> bool:
+            return time.monotonic() > deadline
+
+        self.db.connection().set_progress_handler(out_of_time, self.STEPS)
+
+    def end_time_limit(self) -> None:
+        self.db.connection().set_progress_handler(None, 0)
+
+    def lower(self, value: Any) -> Any:
+        # SQLite's lower() knows ASCII only: the storage registers a Unicode one.
+        return peewee.fn.backo_lower(value)
+
+
+#: PostgreSQL SQLSTATEs of a transaction to run again: serialization failure,
+#: deadlock, a lock not available to ``NOWAIT``.
+_PG_CONFLICTS = {"40001", "40P01", "55P03"}
+#: The server ended the session: admin shutdown, crash shutdown, cannot connect now.
+_PG_ENDED = {"57P01", "57P02", "57P03"}
+
+
+class PostgresqlDialect(Dialect):
+    name = "postgresql"
+    returning = True
+
+    def begin_args(self, write: bool) -> tuple[str, ...]:
+        # A read sees one snapshot across its statements (the page, then each level).
+        return () if write else ("REPEATABLE READ",)
+
+    def failure(self, error: BaseException) -> Failure | None:
+        original = driver_error(error)
+        code = getattr(original, "pgcode", None)
+        if code in _PG_CONFLICTS:
+            return Failure.CONFLICT
+        if code == "57014":  # query_canceled: statement_timeout
+            return Failure.TIMEOUT
+        if type(original).__name__ == "InterfaceError" or code in _PG_ENDED:
+            return Failure.LOST
+        if (code is None or code.startswith("08")) and self._connection_closed():
+            return Failure.LOST
+        return None
+
+    def _connection_closed(self) -> bool:
+        # psycopg2 marks its connection closed when the server or the network ends it.
+        return self.db.is_closed() or bool(getattr(self.db.connection(), "closed", False))
+
+    def primary_key_clash(self, error: BaseException, table: str) -> bool:
+        original = driver_error(error)
+        diagnostics = getattr(original, "diag", None)
+        return getattr(original, "pgcode", None) == "23505" and (
+            getattr(diagnostics, "constraint_name", None) == f"{table}_pkey"
+        )
+
+    def start_time_limit(self, seconds: float) -> None:
+        # SET LOCAL ends with the transaction.
+        self.db.execute_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+
+    def position(self, haystack: Any, needle: Any) -> Any:
+        return peewee.fn.strpos(haystack, needle)
+
+    def lower(self, value: Any) -> Any:
+        # By Unicode rules, not by the column's "C" collation.
+        return peewee.fn.lower(peewee.NodeList((value, peewee.SQL('COLLATE "default"'))))
+
+
+#: MySQL/MariaDB error numbers of a transaction to run again: lock wait timeout
+#: (also what MariaDB's NOWAIT gives), deadlock, NOWAIT (MySQL 8).
+_MYSQL_CONFLICTS = {1205, 1213, 3572}
+#: The connection is gone: server shutdown, killed, gone away, lost during a query.
+_MYSQL_LOST = {1053, 1927, 2006, 2013, 2055}
+#: Statement out of time: MariaDB's max_statement_time, MySQL's max_execution_time.
+_MYSQL_TIMEOUTS = {1969, 3024}
+#: MariaDB's warning for a pattern its regular expression library gave up on.
+_REGEX_WARNING = 1139
+
+
+class MysqlDialect(Dialect):
+    name = "mysql"
+
+    def begin_args(self, write: bool) -> tuple[str, ...]:
+        # Writes read the latest committed rows (the ones they lock), never a
+        # snapshot taken before a lock was granted; reads keep InnoDB's default,
+        # one snapshot for all their statements.
+        return ("READ COMMITTED",) if write else ()
+
+    def failure(self, error: BaseException) -> Failure | None:
+        original = driver_error(error)
+        code = original.args[0] if original.args else None
+        if code in _MYSQL_CONFLICTS:
+            return Failure.CONFLICT
+        if code in _MYSQL_TIMEOUTS:
+            return Failure.TIMEOUT
+        if type(original).__name__ == "InterfaceError" or code in _MYSQL_LOST:
+            return Failure.LOST
+        return None
+
+    def primary_key_clash(self, error: BaseException, table: str) -> bool:
+        original = driver_error(error)
+        if not original.args or original.args[0] != 1062:
+            return False
+        message = str(original.args[-1])
+        return message.endswith(("for key 'PRIMARY'", f"for key '{table}.PRIMARY'"))
+
+    @property
+    def mariadb(self) -> bool:
+        info = getattr(self.db.connection(), "get_server_info", None)
+        return info is not None and "mariadb" in info().lower()
+
+    def start_time_limit(self, seconds: float) -> None:
+        if self.mariadb:
+            self.db.execute_sql(f"SET SESSION max_statement_time = {seconds:.3f}")
+        else:
+            self.db.execute_sql(f"SET SESSION max_execution_time = {max(1, round(seconds * 1000))}")
+
+    def end_time_limit(self) -> None:
+        variable = "max_statement_time" if self.mariadb else "max_execution_time"
+        self.db.execute_sql(f"SET SESSION {variable} = DEFAULT")
+
+    def check_result(self, cursor: Any) -> None:
+        # MariaDB answers "no match", with a warning, where PCRE2 gives up on a
+        # pattern (its match limit): that answer would be wrong.
+        if not getattr(cursor, "warning_count", 1):
+            return
+        warnings = self.db.execute_sql("SHOW WARNINGS").fetchall()
+        if any(row[1] == _REGEX_WARNING for row in warnings):
+            raise PatternTooSlow(limit="the database's regular expression match limit")
+
+    def table_settings(self) -> list[str]:
+        # A binary collation that does not pad: strings compare exactly, trailing
+        # spaces included, as on SQLite and PostgreSQL.
+        collation = "utf8mb4_nopad_bin" if self.mariadb else "utf8mb4_0900_bin"
+        return [f"DEFAULT CHARSET=utf8mb4 COLLATE={collation}"]
+
+    def position(self, haystack: Any, needle: Any) -> Any:
+        return peewee.fn.LOCATE(needle, haystack)
+
+
+def dialect_of(db: peewee.Database) -> Dialect:
+    """The dialect of ``db``.
+
+    :raises DeclarationError: for a database other than SQLite, PostgreSQL and
+        MySQL/MariaDB.
+    """
+    for base, dialect in (
+        (peewee.SqliteDatabase, SqliteDialect),
+        (peewee.PostgresqlDatabase, PostgresqlDialect),
+        (peewee.MySQLDatabase, MysqlDialect),
+    ):
+        if isinstance(db, base):
+            return dialect(db)
+    raise DeclarationError(
+        f"unsupported database {type(db).__name__}: use SQLite, PostgreSQL or MySQL/MariaDB"
+    )
