@@ -344,9 +344,26 @@ class Engine:
         return parse_filter(collection, filter_, hidden=hidden)
 
     @_with_auth
-    def post(self, name: str, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
+    def authorize(self, name: str, *actions: str, auth: Auth = None) -> None:
+        """Refuse a caller whom the permissions of collection ``name`` let do none
+        of ``actions`` (``"read"``, ``"create"``, ``"update"``, ``"delete"``) to
+        any object, before anything else of a request is looked at.
+
+        :raises NotFound: if there is no such collection.
+        :raises Unauthorized: (anonymous caller) or :class:`Forbidden`.
+        """
+        collection = self._collection(name)
+        access = _ACCESS.get()
+        if access is not None:
+            _refuse_early(access, collection, *actions)
+
+    @_with_auth
+    def post(
+        self, name: str, data: Any, *, max_batch: int | None = None, auth: Auth = None
+    ) -> tuple[Any, int]:
         """Create an object from a dict, or several from a list (all or nothing).
 
+        :param max_batch: refuse (400) a list of more objects than this.
         :raises ValidationFailed: naming every invalid field.
         :raises NotFound: if a relation names an object that does not exist.
         """
@@ -355,6 +372,13 @@ class Engine:
         if access is not None:
             _refuse_early(access, collection, "create")
         many = isinstance(data, list)
+        if many and max_batch is not None and len(data) > check_count("max_batch", max_batch):
+            raise BadRequest(
+                f"A POST creates at most {max_batch} objects at once "
+                f"(BACKO_MAX_BATCH={max_batch}); this list holds {len(data)}.",
+                {"setting": "BACKO_MAX_BATCH", "maximum": max_batch, "count": len(data)},
+                code="LIMIT_EXCEEDED",
+            )
         loaded = self._load_many(collection, data) if many else [self._load(collection, data)]
 
         def work() -> list[Any]:
@@ -616,10 +640,29 @@ class Engine:
 
         ``selection`` (from ``fields=``) names the fields to show, and inside the
         relations it names, theirs; relations it leaves out are not read at all.
+
+        :raises BadRequest: (``LIMIT_EXCEEDED``) if the answer would show more
+            objects than ``budget`` allows, counting every object and every id of
+            a relation as many times as it is shown; found before the answer is
+            built, reading at most one row more than the budget.
         """
+        objects, sizes = self._expand(collection, rows, depth, budget, selection)
+        budget.check(sum(sizes))
+        return objects
+
+    def _expand(
+        self,
+        collection: Collection,
+        rows: list[dict[str, Any]],
+        depth: int,
+        budget: _Budget,
+        selection: Selection | None,
+    ) -> tuple[list[Any], list[int]]:
+        """:meth:`_render` without the final check: the objects, and how many
+        objects and ids each one shows (itself included)."""
         budget.take(len(rows))
         if depth == 0 or not rows:
-            return [row["id"] for row in rows]
+            return [row["id"] for row in rows], [1] * len(rows)
         ids = [row["id"] for row in rows]
         plan = self._layout(collection)
         if selection is not None:
@@ -633,7 +676,7 @@ class Engine:
             plan = [step for step in plan if rules[step[1]] is not False]
             checks = {name: rule for name, rule in rules.items() if callable(rule)}
         shown = {name for _, name, _ in plan}
-        related: dict[str, dict[int, Any]] = {}
+        related: dict[str, tuple[dict[int, Any], dict[int, int]]] = {}
         for relation in collection.relations.values():
             if relation.name in shown:
                 inner = None if selection is None else selection[relation.name]
@@ -646,20 +689,25 @@ class Engine:
                     relation, owners, owner_ids, depth, budget, inner
                 )
         result = []
+        sizes = []
         for row in rows:
             id_ = row["id"]
             obj = {"id": id_}
+            size = 1
             for key, name, serialize in plan:
                 if name in checks and not checks[name](access.auth, row):  # type: ignore[union-attr]
                     continue
                 if serialize is _RELATION:
-                    obj[key] = related[name][id_]
+                    values, counts = related[name]
+                    obj[key] = values[id_]
+                    size += counts.get(id_, 0)
                 elif serialize is None:
                     obj[key] = row[name]
                 else:
                     obj[key] = serialize(row[name])
             result.append(obj)
-        return result
+            sizes.append(size)
+        return result, sizes
 
     def _layout(self, collection: Collection) -> list[tuple[str, str, Any]]:
         """``(output key, field name, serializer)`` of each shown field, in order.
@@ -690,8 +738,9 @@ class Engine:
         depth: int,
         budget: _Budget,
         selection: Selection | None,
-    ) -> dict[int, Any]:
-        """Owner id -> the relation's value (ids, or objects at ``depth - 1``).
+    ) -> tuple[dict[int, Any], dict[int, int]]:
+        """Owner id -> the relation's value (ids, or objects at ``depth - 1``), and
+        owner id -> how many objects and ids that value shows.
 
         A related object outside the caller's scope is no related object.
         """
@@ -705,31 +754,39 @@ class Engine:
                 if scope is not None and wanted:
                     visible = self.storage.existing_ids(target, wanted, scope=scope)
                     links = {owner: (v if v in visible else None) for owner, v in links.items()}
-                return links
+                counts = {owner: 1 for owner, value in links.items() if value is not None}
+                budget.take(len(counts))
+                return links, counts
             targets = self.storage.fetch(target, wanted, limit=budget.room(), scope=scope)
-            shown = _by_id(targets, self._render(target, targets, depth - 1, budget, selection))
-            return {owner: shown.get(value) for owner, value in links.items()}
+            objects, sizes = self._expand(target, targets, depth - 1, budget, selection)
+            shown = _by_id(targets, objects)
+            size = _by_id(targets, sizes)
+            values = {owner: shown.get(value) for owner, value in links.items()}
+            return values, {owner: size.get(value, 0) for owner, value in links.items()}
+        # Read at most one link more than the budget: enough to know it is exceeded.
         triples = self.storage.links(
-            relation,
-            ids,
-            with_rows=depth > 1,
-            limit=budget.room() if depth > 1 else None,
-            scope=scope,
+            relation, ids, with_rows=depth > 1, limit=budget.room(), scope=scope
         )
         if depth > 1:
             unique = [row for row in {rid: row for _, rid, row in triples}.values() if row]
-            shown = _by_id(unique, self._render(target, unique, depth - 1, budget, selection))
+            objects, sizes = self._expand(target, unique, depth - 1, budget, selection)
+            shown, size = _by_id(unique, objects), _by_id(unique, sizes)
         else:
+            budget.take(len(triples))
             shown = {rid: rid for _, rid, _ in triples}
+            size = dict.fromkeys(shown, 1)
+        counts = dict.fromkeys(ids, 0)
+        for owner, rid, _ in triples:
+            counts[owner] += size[rid]
         if relation.multi:
             many: dict[int, Any] = {id_: [] for id_ in ids}
             for owner, rid, _ in triples:
                 many[owner].append(shown[rid])
-            return many
+            return many, counts
         one: dict[int, Any] = dict.fromkeys(ids)
         for owner, rid, _ in triples:
             one[owner] = shown[rid]
-        return one
+        return one, counts
 
     # -- writing -----------------------------------------------------------------
 
@@ -1366,7 +1423,7 @@ def _scalar_values(collection: Collection, data: dict[str, Any]) -> dict[str, An
 
 
 class _Budget:
-    """Counts the objects of one response against ``limit`` (None: no limit)."""
+    """Counts the objects and ids of one response against ``limit`` (None: no limit)."""
 
     __slots__ = ("limit", "used")
 
@@ -1379,11 +1436,17 @@ class _Budget:
         return None if self.limit is None else self.limit - self.used + 1
 
     def take(self, count: int) -> None:
+        """Count ``count`` objects or ids read."""
         self.used += count
-        if self.limit is not None and self.used > self.limit:
+        self.check(self.used)
+
+    def check(self, shown: int) -> None:
+        """Refuse an answer that shows ``shown`` objects and ids."""
+        if self.limit is not None and shown > self.limit:
             raise BadRequest(
-                f"The response would hold more than {self.limit} objects "
-                f"(BACKO_MAX_OBJECTS={self.limit}): ask for less depth or a smaller page.",
+                f"The response would hold more than {self.limit} objects and ids "
+                f"(BACKO_MAX_OBJECTS={self.limit}): ask for less depth, a smaller page "
+                "or fewer fields.",
                 {"setting": "BACKO_MAX_OBJECTS", "maximum": self.limit},
                 code="LIMIT_EXCEEDED",
             )

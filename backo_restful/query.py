@@ -13,6 +13,7 @@ Paths name a field through relations: ``jar.name`` (through a ``Ref``),
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import uuid
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import re2
 from marshmallow import ValidationError
 from marshmallow import fields as ma
 
@@ -43,6 +45,12 @@ MAX_NESTING = 16
 MAX_CONDITIONS = 100
 MAX_IN = 1000
 MAX_PATTERN = 500
+#: A repeat whose count may vary by more than this is "wide" (``*``, ``+``,
+#: ``{0,255}``): a ``$re`` pattern may hold one.
+WIDE_REPEAT = 16
+#: The ways the other repeats of a ``$re`` pattern may combine: the product of
+#: their ranges (``?`` counts 2, ``{1,3}`` counts 3).
+REPEAT_BUDGET = 1024
 
 _JSON_STORED = (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)
 _DIGITS = re.compile(r"[0-9]+")
@@ -448,11 +456,46 @@ def check_pattern(path: Path, pattern: str) -> None:
 
     if len(pattern) > MAX_PATTERN:
         raise refuse(f"longer than {MAX_PATTERN} characters")
+    position = _check_tokens(pattern, refuse)
+    if position != len(pattern):
+        raise refuse(f"{pattern[position : position + 10]!r} is not in the portable syntax")
+    try:
+        compile_pattern(pattern)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        raise refuse(reason.decode() if isinstance(reason, bytes) else str(reason)) from None
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # an error is raised, and told to the client
+    options.never_capture = True
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+@functools.lru_cache(maxsize=256)
+def compile_pattern(pattern: str) -> Any:
+    """``pattern`` compiled by RE2, which matches in time linear in the value (it
+    never backtracks). Its ``\\d``, ``\\w`` and ``\\s`` are ASCII classes, as
+    on PostgreSQL and MariaDB.
+
+    :raises re2.error: for a pattern RE2 cannot read.
+    """
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
+    """Walk ``pattern`` token by token, refusing what is not portable or may
+    match slowly; return where the portable syntax ends."""
     position = 0
     depth = 0
     quantified_group = [False]  # per open group: does it hold a quantifier?
     alternatives = [False]  # per open group: does it hold a "|"?
-    unbounded = 0
+    wide = 0
+    ways = 1
     previous = ""
     for match in _RE_TOKEN.finditer(pattern):
         if match.start() != position:
@@ -483,23 +526,40 @@ def check_pattern(path: Path, pattern: str) -> None:
             if previous.startswith(")") and len(previous) > 1:
                 # Both make the number of ways to match grow exponentially.
                 raise refuse("a repeated group may hold neither a repeat nor alternatives")
-            counts = [int(n) for n in re.findall(r"\d+", token)]
-            if any(n > 255 for n in counts):
+            low, high = _repeat_range(token)
+            if high is not None and high > 255:
                 raise refuse("repeat counts go up to 255")
-            if token in ("*", "+") or token.endswith(",}"):
-                unbounded += 1
-                if unbounded > 1:
-                    raise refuse("at most one unbounded repeat (*, + or {m,}) per pattern")
+            if high is None or high - low > WIDE_REPEAT:
+                wide += 1
+                if wide > 1:
+                    # Each wide repeat multiplies the ways a backtracking matcher
+                    # (MariaDB's) tries to match by the length of the value.
+                    raise refuse(
+                        f"at most one wide repeat (*, +, {{m,}} or {{m,n}} with n - m over "
+                        f"{WIDE_REPEAT}) per pattern"
+                    )
+            else:
+                ways *= high - low + 1
+                if ways > REPEAT_BUDGET:
+                    raise refuse(
+                        "its repeats may combine in too many ways (the ranges of the repeats "
+                        f"besides the widest multiply to over {REPEAT_BUDGET})"
+                    )
             quantified_group[-1] = True
         previous = token
-    if position != len(pattern):
-        raise refuse(f"{pattern[position : position + 10]!r} is not in the portable syntax")
-    if depth:
+    if depth and position == len(pattern):
         raise refuse("unbalanced parenthesis")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise refuse(str(exc)) from None
+    return position
+
+
+def _repeat_range(token: str) -> tuple[int, int | None]:
+    """The fewest and most times a repeat token matches (None: no most)."""
+    if token in ("*", "+", "?"):
+        return (1 if token == "+" else 0), (1 if token == "?" else None)
+    low, comma, high = token[1:-1].partition(",")
+    if not comma:
+        return int(low), int(low)
+    return int(low), (int(high) if high else None)
 
 
 # -- sort, fields, counts ------------------------------------------------------------------

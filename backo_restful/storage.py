@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import peewee
-import re2
 from marshmallow import fields as ma
 from playhouse.db_url import connect as connect_url
 from playhouse.pool import PooledDatabase
@@ -36,7 +35,7 @@ from .exceptions import (
     StorageUnavailable,
 )
 from .model import Collection, DataModel, RelationInfo
-from .query import And, Condition, Node, Not, Or, SortKey
+from .query import And, Condition, Node, Not, Or, SortKey, compile_pattern
 
 #: Collection name -> the filter that limits which of its objects a caller sees,
 #: for the collections that have one (see :mod:`backo_restful.auth`).
@@ -839,50 +838,108 @@ class PeeweeStorage:
         node: Condition,
         guard: bool,
         scopes: Scopes | None = None,
+        source: Any = None,
     ) -> Any:
         """``node`` on ``collection`` when its path still has ``steps`` to go: semi-joins.
 
-        A related object outside its scope (``scopes``) is no related object.
+        ``source`` is the table (or the alias of it) the condition tests. A related
+        object outside its scope (``scopes``) is no related object.
         """
-        table = self.table(collection)
+        source = self.table(collection) if source is None else source
         if not steps:
             if node.path.field == "id":
-                return self._leaf(table.id, node, guard=False)
-            return self._leaf(self.column(collection, node.path.field), node, guard=guard)
-        step, rest = steps[0], steps[1:]
+                return self._leaf(source.id, node, guard=False)
+            return self._leaf(getattr(source, _attr(node.path.field)), node, guard=guard)
+        if len(steps) > 1:
+            return self._chain(steps, node, guard, scopes, source)
+        (step,) = steps
         target = self.table(step.target)
-        at_id = not rest and node.path.field == "id"
+        at_id = node.path.field == "id"
         if at_id and node.op == "isnull" and step.storage != "fk_here":
             # A to-many relation is null when it holds no (visible) object.
             some = Condition(node.path, "notnull", None)
-            return ~self._through(collection, steps, some, False, scopes)
+            return ~self._through(collection, steps, some, False, scopes, source)
         scope = _scope_of(step.target, scopes)
 
         def within(inner: Any) -> Any:
             return inner if scope is None else inner & self._where(step.target, scope)
 
         if step.storage == "fk_here":
-            fk = self.column(collection, step.name)
+            fk = getattr(source, _attr(step.name))
             if at_id and scope is None:
                 return self._leaf(fk, node, guard=guard)
             if at_id and node.op == "isnull":
                 # No related object, or one the caller cannot see.
                 return fk.is_null() | ~fk.in_(self._visible(step.target, scopes))
             # Inside the subquery, null means "no match": SQL's own rule is right there.
-            inner = self._through(step.target, rest, node, False, scopes)
+            inner = self._through(step.target, (), node, False, scopes)
             linked = fk.in_(target.select(target.id).where(within(inner)))
             return (fk.is_null(False) & linked) if guard else linked
         if step.storage == "fk_there":
             back = self.column(step.target, step.reverse.name)
-            inner = within(self._through(step.target, rest, node, False, scopes))
-            return table.id.in_(target.select(back).where(back.is_null(False) & inner))
+            inner = within(self._through(step.target, (), node, False, scopes))
+            return source.id.in_(target.select(back).where(back.is_null(False) & inner))
         mine, theirs = self._join_columns(step)
         if at_id and scope is None:
             query = mine.model.select(mine).where(self._leaf(theirs, node, guard=False))
-            return table.id.in_(query)
-        inner = within(self._through(step.target, rest, node, False, scopes))
+            return source.id.in_(query)
+        inner = within(self._through(step.target, (), node, False, scopes))
         links = mine.model.select(mine).join(target, on=(theirs == target.id)).where(inner)
-        return table.id.in_(links)
+        return source.id.in_(links)
+
+    def _chain(
+        self,
+        steps: tuple[RelationInfo, ...],
+        node: Condition,
+        guard: bool,
+        scopes: Scopes | None,
+        source: Any,
+    ) -> Any:
+        """A path of several steps: one subquery joins the tables of every step but
+        the last, whose condition is tested on the last table joined.
+
+        One subquery per step would nest as deep as the path is long, and SQLite's
+        parser overflows its stack on long paths inside nested groups.
+        """
+        tables = [self.table(step.target).alias(f"_p{n}") for n, step in enumerate(steps[:-1])]
+        first = steps[0]
+        conditions = []
+        if first.storage == "fk_here":
+            outer, key = getattr(source, _attr(first.name)), tables[0].id
+            query = tables[0].select(key)
+        elif first.storage == "fk_there":
+            outer, key = source.id, getattr(tables[0], _attr(first.reverse.name))
+            query = tables[0].select(key)
+            conditions.append(key.is_null(False))
+        else:
+            link = self._join_alias(first, 0)
+            outer, key = source.id, link[0]
+            query = link[0].model.select(key).join(tables[0], on=(link[1] == tables[0].id))
+        for n, step in enumerate(steps[1:-1], start=1):
+            previous, here = tables[n - 1], tables[n]
+            if step.storage == "fk_here":
+                on = getattr(previous, _attr(step.name)) == here.id
+                query = query.join_from(previous, here, on=on)
+            elif step.storage == "fk_there":
+                on = getattr(here, _attr(step.reverse.name)) == previous.id
+                query = query.join_from(previous, here, on=on)
+            else:
+                mine, theirs = self._join_alias(step, n)
+                query = query.join_from(previous, mine.model, on=(mine == previous.id))
+                query = query.join_from(mine.model, here, on=(theirs == here.id))
+        for step, table in zip(steps[:-1], tables, strict=True):
+            visible = self._visible(step.target, scopes)
+            if visible is not None:
+                conditions.append(table.id.in_(visible))
+        last = self._through(steps[-2].target, steps[-1:], node, False, scopes, tables[-1])
+        linked = outer.in_(query.where(*conditions, last))
+        return (outer.is_null(False) & linked) if guard and first.storage == "fk_here" else linked
+
+    def _join_alias(self, relation: RelationInfo, number: int) -> tuple[Any, Any]:
+        """The (this side, other side) columns of an alias of ``relation``'s join table."""
+        mine, theirs = self._join_columns(relation)
+        alias = mine.model.alias(f"_l{number}")
+        return getattr(alias, mine.name), getattr(alias, theirs.name)
 
     def _leaf(self, column: Any, node: Condition, guard: bool) -> Any:
         op, value = node.op, node.value
@@ -905,7 +962,7 @@ class PeeweeStorage:
             expression = peewee.fn.SUBSTR(column, 1, len(value)) == value
         elif op == "re":
             self._local.patterns = True
-            expression = column.regexp(value)
+            expression = self.dialect.regexp(column, value)
         else:
             raise AssertionError(f"unknown operator {op}")
         return (column.is_null(False) & expression) if guard else expression
@@ -1320,14 +1377,7 @@ def _after(
 
 
 def _regexp(pattern: str, value: Any) -> bool:
-    return value is not None and _compiled(pattern).search(value) is not None
-
-
-@functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> Any:
-    # RE2 matches in time linear in the value, never backtracking; its \d, \w
-    # and \s are ASCII classes, as on PostgreSQL and MariaDB.
-    return re2.compile(pattern)
+    return value is not None and compile_pattern(pattern).search(value) is not None
 
 
 def _lower(value: Any) -> Any:

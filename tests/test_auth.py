@@ -820,6 +820,40 @@ def test_a_refused_caller_is_refused_before_the_body_is_read(call: Caller) -> No
     status(call(ANONYMOUS, "PUT", "note", 1, {"nope": 1}), 401)
 
 
+@pytest.mark.parametrize(
+    ("method", "url", "body", "content_type", "allowed"),
+    [
+        ("GET", "/memo?bogus=1", None, None, 400),
+        ("GET", "/memo?text=1", None, None, 200),
+        ("GET", "/memo/1?nope=1&depth=x", None, None, 400),
+        ("GET", "/memo?filter={", None, None, 400),
+        ("POST", "/memo", b"{", "application/json", 400),
+        ("POST", "/memo", b"text", "text/plain", 415),
+        ("POST", "/memo?x=1", b"{}", "application/json", 400),
+        ("PUT", "/memo/1", b"[", "application/json", 400),
+        ("PATCH", "/memo/1", b"{}", "text/csv", 415),
+        ("DELETE", "/memo/1?x=1", None, None, 400),
+    ],
+)
+def test_refused_callers_learn_nothing_from_parameters_or_bodies(
+    http: Any, method: str, url: str, body: bytes | None, content_type: str | None, allowed: int
+) -> None:
+    # No parameter, no Content-Type and no body is looked at before the permissions:
+    # whether a field exists, or what the body holds, tells a refused caller nothing.
+    refused = http.open(url, method=method, data=body, content_type=content_type)
+    assert refused.status_code == 401
+    assert refused.get_json()["error"]["code"] == "UNAUTHORIZED"
+    bob = {"Authorization": f"Bearer {token(BOB)}"}
+    if method != "GET":  # bob may read boards, not write them
+        board = url.replace("/memo", "/board")
+        refused = http.open(board, method=method, data=body, content_type=content_type, headers=bob)
+        assert refused.status_code == 403, refused.get_json()
+        assert refused.get_json()["error"]["code"] == "FORBIDDEN"
+    # A caller who may act gets the request's own answer, as before.
+    answer = http.open(url, method=method, data=body, content_type=content_type, headers=bob)
+    assert answer.status_code == allowed, answer.get_json()
+
+
 def mine(auth: Mapping[str, Any], obj: Any) -> bool:
     return obj is not None and str(obj["id"]) == user_of(auth).id
 
@@ -844,8 +878,8 @@ def test_hidden_relations_are_not_expanded(make_engine: Any) -> None:
     bobs = [{"name": str(n)} for n in range(5)]
     engine.post("person", [{"name": "alice", "contacts": [{"name": "c"}]},
                            {"name": "bob", "contacts": bobs}])  # fmt: skip
-    # 2 people and alice's 1 contact: bob's 5 are neither shown nor counted.
-    body, code, _ = basic.get("person", depth=2, max_objects=3, engine=engine, auth=ALICE)
+    # 2 people, alice's 1 contact and its person id: bob's 5 are neither shown nor counted.
+    body, code, _ = basic.get("person", depth=2, max_objects=4, engine=engine, auth=ALICE)
     assert code == 200 and body[0]["contacts"][0]["name"] == "c" and "contacts" not in body[1]
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import flask_restful
 import pytest
-from flask import Flask
+from flask import Flask, abort, request
 
+from backo_restful.api import basic
 from backo_restful.api.flask import Api, Resource
 from tests import models
 from tests.conftest import make_app
@@ -267,3 +269,71 @@ def test_options_lists_what_each_route_serves(client: Any) -> None:
     assert collection.status_code == 200
     assert collection.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
     assert client.options("/jar/1").headers["Allow"] == "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_a_body_over_the_limit_is_413_and_changes_nothing(make_engine: Any, method: str) -> None:
+    engine = make_engine(models.cookies)
+    engine.post("jar", {"name": "kept"})
+    client = make_app(engine, BACKO_MAX_BODY=1000).test_client()
+    url = "/jar" if method == "POST" else "/jar/1"
+    fits = json.dumps({"name": "x" * 900}).encode()
+    assert (
+        client.open(url, method=method, data=fits, content_type="application/json").status_code
+        < 300
+    )
+    if method == "POST":
+        engine.delete("jar", 2)
+    engine.put("jar", 1, {"name": "kept"})
+    big = json.dumps({"name": "x" * 2000}).encode()
+    error = check_error(
+        client.open(url, method=method, data=big, content_type="application/json"),
+        413,
+        "BODY_TOO_LARGE",
+    )
+    assert error["details"] == {"setting": "BACKO_MAX_BODY", "maximum": 1000}
+    # Sent in chunks, with no Content-Length: refused once more than the limit arrived.
+    chunked = client.open(
+        url,
+        method=method,
+        input_stream=io.BytesIO(big),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},  # as gunicorn says
+    )
+    check_error(chunked, 413, "BODY_TOO_LARGE")
+    assert engine.get("jar")[0] == [{"id": 1, "name": "kept", "cookies": []}]
+
+
+def test_flasks_own_body_limit_gives_the_same_code(make_engine: Any) -> None:
+    client = make_app(make_engine(models.cookies), MAX_CONTENT_LENGTH=100).test_client()
+    check_error(post(client, "/jar", {"name": "x" * 200}), 413, "BODY_TOO_LARGE")
+
+
+def test_a_batch_over_the_limit_is_400(make_engine: Any) -> None:
+    engine = make_engine(models.cookies)
+    client = make_app(engine, BACKO_MAX_BATCH=3).test_client()
+    assert post(client, "/jar", [{}, {}, {}]).status_code == 201
+    error = check_error(post(client, "/jar", [{}, {}, {}, {}]), 400, "LIMIT_EXCEEDED")
+    assert error["details"] == {"setting": "BACKO_MAX_BATCH", "maximum": 3, "count": 4}
+    assert basic.post("jar", [{}] * 1001, engine=engine)[1] == 400  # the default: 1000
+    assert basic.post("jar", [{}] * 4, engine=engine, max_batch=4)[1] == 201
+    assert len(engine.get("jar")[0]) == 7
+
+
+@pytest.mark.parametrize("status", [413, 414, 431])
+def test_oversize_answers_that_reach_the_app_carry_the_error_body(
+    make_engine: Any, status: int
+) -> None:
+    # A server or middleware in front may refuse a URL or headers too large; when
+    # such an answer comes from within the app, it is the shared body too.
+    app = make_app(make_engine(models.cookies))
+
+    @app.before_request
+    def too_large() -> None:
+        if request.headers.get("X-Huge"):
+            abort(status)
+
+    response = app.test_client().get("/jar", headers={"X-Huge": "1"})
+    check_error(response, status, {413: "BODY_TOO_LARGE", 414: "REQUEST_URI_TOO_LONG",
+                                   431: "REQUEST_HEADER_FIELDS_TOO_LARGE"}[status])  # fmt: skip

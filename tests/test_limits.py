@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from typing import Any
 
 import peewee
@@ -16,7 +17,7 @@ from backo_restful.api.flask import Api, Resource
 from backo_restful.exceptions import DeclarationError
 from backo_restful.storage import PeeweeStorage
 from tests import models
-from tests.conftest import make_app
+from tests.conftest import HttpClient, make_app
 from tests.test_behaviour import error, ok
 
 
@@ -129,14 +130,17 @@ def test_aware_datetimes_read_back_as_written(make_client: Any) -> None:
 def test_max_objects(make_engine: Any, database: Any) -> None:
     engine = make_engine(models.library)
     engine.post("book", [{"title": str(n), "authors": [{"name": f"a{n}"}]} for n in range(6)])
-    client = make_app(engine, BACKO_MAX_OBJECTS=10).test_client()
-    assert client.get("/book?depth=1").status_code == 200  # 6 objects
-    response = client.get("/book?depth=2")  # 6 books and 6 authors
+    client = make_app(engine, BACKO_MAX_OBJECTS=12).test_client()
+    assert client.get("/book?depth=1").status_code == 200  # 6 books, 6 author ids
+    response = client.get("/book?depth=2")  # 6 books, 6 authors, 6 book ids
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "LIMIT_EXCEEDED"
-    assert "BACKO_MAX_OBJECTS=10" in response.get_json()["error"]["message"]
-    assert basic.get("book", depth=2, engine=engine, max_objects=12)[1] == 200
-    assert basic.get("book", depth=2, engine=engine, max_objects=11)[1] == 400
+    assert "BACKO_MAX_OBJECTS=12" in response.get_json()["error"]["message"]
+    assert basic.get("book", depth=1, engine=engine, max_objects=11)[1] == 400
+    assert basic.get("book", depth=2, engine=engine, max_objects=18)[1] == 200
+    assert basic.get("book", depth=2, engine=engine, max_objects=17)[1] == 400
+    assert basic.get("book", 1, depth=2, engine=engine, max_objects=3)[1] == 200
+    assert basic.get("book", 1, depth=2, engine=engine, max_objects=2)[1] == 400
     assert len(engine.get("book", depth=3)[0]) == 6  # code is not limited
     # a refused response stops reading as soon as the limit is passed
     database.count()
@@ -237,3 +241,36 @@ def test_a_thread_local_in_memory_database_is_refused() -> None:
     thread.start()
     thread.join(10)
     assert seen == [[{"id": 1, "name": "main", "cookies": []}]]
+
+
+def test_a_response_is_bounded_before_it_is_built(make_engine: Any) -> None:
+    engine = make_engine(models.cookies)
+    engine.post("jar", {"name": "full"})
+    storage = engine.storage
+    table = storage.table(models.cookies.collections["cookie"])
+    with storage.db.connection_context(), storage.db.atomic():
+        for start in range(0, 50_000, 5000):
+            rows = [{table.f_type: f"c{n}", table.f_jar: 1} for n in range(start, start + 5000)]
+            table.insert_many(rows).execute()
+    client = HttpClient(engine)  # BACKO_MAX_OBJECTS: 10 000
+    tracemalloc.start()
+    try:
+        # 1000 cookies, each showing the jar with its 50 000 cookie ids: refused
+        # after reading one id over the limit, never building the 50-million-id body.
+        result = client.get("cookie", limit=1000, depth=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.status == 400 and result.body["error"]["code"] == "LIMIT_EXCEEDED"
+    assert peak < 8 * 2**20, peak
+    # The jar shown once, with its ids: each id counts.
+    assert client.get("jar", 1).status == 400
+    assert client.get("jar", 1, fields="name").body == {"id": 1, "name": "full"}
+    # Few rows, many times shown: 1000 cookies share one jar of 3000 cookies. Read
+    # once, it would be shown 1000 times (3 million ids): it counts each time.
+    with storage.db.connection_context(), storage.db.atomic():
+        table.delete().where(table.id > 3000).execute()
+    result = client.get("cookie", limit=1000, depth=2)
+    assert result.status == 400 and result.body["error"]["code"] == "LIMIT_EXCEEDED"
+    assert basic.get("cookie", limit=2, depth=2, engine=engine, max_objects=6004)[1] == 200
+    assert basic.get("cookie", limit=2, depth=2, engine=engine, max_objects=6003)[1] == 400

@@ -23,8 +23,10 @@ Response = tuple[Any, int, dict[str, str]]
 DEFAULT_MAX_DEPTH = 5
 #: The largest page of this layer, and its size when none is asked (``BACKO_MAX_LIMIT``).
 DEFAULT_MAX_LIMIT = 1000
-#: The most objects one response of this layer may hold (``BACKO_MAX_OBJECTS``).
+#: The most objects and ids one response of this layer may show (``BACKO_MAX_OBJECTS``).
 DEFAULT_MAX_OBJECTS = 10_000
+#: The most objects one ``post`` of this layer may create from a list (``BACKO_MAX_BATCH``).
+DEFAULT_MAX_BATCH = 1000
 
 
 def error_response(error: BackoError) -> Response:
@@ -124,10 +126,15 @@ def _query(depth: int, filter_: Any, sort: Any, fields: Any, count: str) -> dict
 
 
 def post(
-    name: str, data: Any, *, auth: Mapping[str, Any] | None = None, engine: Engine | None = None
+    name: str,
+    data: Any,
+    *,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Response:
-    """:meth:`Engine.post`."""
-    return _call(engine, "post", name, data, auth=auth)
+    """:meth:`Engine.post`, taking lists of at most ``max_batch`` objects."""
+    return _call(engine, "post", name, data, auth=auth, max_batch=max_batch)
 
 
 def put(

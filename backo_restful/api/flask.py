@@ -22,7 +22,7 @@ from flask import (
     request,
     url_for,
 )
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..access import Access
 from ..auth import JWTAuth, User, caller_of
@@ -30,6 +30,7 @@ from ..engine import Engine, default_engine
 from ..exceptions import (
     BackoError,
     BadRequest,
+    BodyTooLarge,
     MethodNotAllowed,
     Unauthorized,
     UnsupportedMediaType,
@@ -38,12 +39,17 @@ from ..model import Collection
 from ..query import parse_args
 from . import basic
 
+#: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
+DEFAULT_MAX_BODY = 10 * 2**20
+
 #: Flask config keys read by :meth:`Api.init_app`, with their defaults.
 CONFIG_DEFAULTS = {
     "BACKO_MAX_DEPTH": basic.DEFAULT_MAX_DEPTH,
     "BACKO_MAX_LIMIT": basic.DEFAULT_MAX_LIMIT,
     "BACKO_MAX_OBJECTS": basic.DEFAULT_MAX_OBJECTS,
     "BACKO_COUNT_LIMIT": basic.DEFAULT_COUNT_LIMIT,
+    "BACKO_MAX_BATCH": basic.DEFAULT_MAX_BATCH,
+    "BACKO_MAX_BODY": DEFAULT_MAX_BODY,
 }
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
@@ -174,6 +180,8 @@ def _http_code(error: HTTPException) -> str:
     name = error.name or "Error"
     if error.code == 404:
         return "NOT_FOUND"
+    if isinstance(error, RequestEntityTooLarge):  # Flask's MAX_CONTENT_LENGTH
+        return BodyTooLarge.code
     return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
 
 
@@ -203,6 +211,18 @@ class Resource(flask_restful.Resource):
         """
         return caller_of(self.backo_api.auth if self.backo_api else None)
 
+    def _allowed(self, *actions: str) -> User:
+        """The caller, once the collection's permissions let them do one of
+        ``actions`` to some object: a refusal comes before any parameter, the
+        body's type or the body is looked at, so none of them tells a refused
+        caller anything.
+
+        :raises Unauthorized: (anonymous caller) or :class:`Forbidden`.
+        """
+        auth = self.caller()
+        self.engine.authorize(self._collection().name, *actions, auth=auth)
+        return auth
+
     def _settings(self) -> dict[str, Any]:
         return self.backo_api.settings() if self.backo_api else dict(CONFIG_DEFAULTS)
 
@@ -213,7 +233,7 @@ class Resource(flask_restful.Resource):
 
     def get(self, id_: str | None = None) -> Any:
         collection = self._collection()
-        auth = self.caller()
+        auth = self._allowed("read")
         settings = self._settings()
         max_depth = settings["BACKO_MAX_DEPTH"]
         # Fields the caller may not read do not exist for them, as parameters too.
@@ -237,10 +257,15 @@ class Resource(flask_restful.Resource):
         if id_ is not None:
             raise MethodNotAllowed("POST", _ITEM_METHODS)
         collection = self._collection()
-        auth = self.caller()
+        auth = self._allowed("create")
         self._no_query_parameters()
+        settings = self._settings()
         body, status, headers = basic.post(
-            collection.name, _json_body(), engine=self.engine, auth=auth
+            collection.name,
+            _json_body(settings["BACKO_MAX_BODY"]),
+            engine=self.engine,
+            auth=auth,
+            max_batch=settings["BACKO_MAX_BATCH"],
         )
         if status == 201 and isinstance(body, dict):
             # The item route is always the collection's URL + "/<id_>".
@@ -256,7 +281,7 @@ class Resource(flask_restful.Resource):
     def delete(self, id_: str | None = None) -> Any:
         if id_ is None:
             raise MethodNotAllowed("DELETE", _COLLECTION_METHODS)
-        auth = self.caller()
+        auth = self._allowed("delete")
         self._no_query_parameters()
         body, status, headers = basic.delete(
             self._collection().name, id_, engine=self.engine, auth=auth
@@ -273,11 +298,12 @@ class Resource(flask_restful.Resource):
     def _write(self, method: str, id_: str | None) -> Any:
         if id_ is None:
             raise MethodNotAllowed(method, _COLLECTION_METHODS)
-        auth = self.caller()
+        auth = self._allowed("update", "create") if method == "PUT" else self._allowed("update")
         self._no_query_parameters()
         call = basic.put if method == "PUT" else basic.patch
+        data = _json_body(self._settings()["BACKO_MAX_BODY"])
         body, status, headers = call(
-            self._collection().name, id_, _json_body(), engine=self.engine, auth=auth
+            self._collection().name, id_, data, engine=self.engine, auth=auth
         )
         if status == 201 and isinstance(body, dict):
             headers["Location"] = self._location(body["id"])
@@ -299,10 +325,19 @@ class Resource(flask_restful.Resource):
             )
 
 
-def _json_body() -> Any:
+def _json_body(max_body: int) -> Any:
+    """The request's JSON body, of at most ``max_body`` bytes."""
     if not request.is_json:
         raise UnsupportedMediaType()
-    raw = request.get_data(cache=True)
+    length = request.content_length
+    if length is not None and length > max_body:
+        raise BodyTooLarge(max_body)
+    if length is None:  # a chunked body: read no more than allowed, plus one byte
+        raw = request.stream.read(max_body + 1)
+        if len(raw) > max_body:
+            raise BodyTooLarge(max_body)
+    else:
+        raw = request.get_data(cache=True)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
