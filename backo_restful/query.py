@@ -494,8 +494,7 @@ def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
     depth = 0
     quantified_group = [False]  # per open group: does it hold a quantifier?
     alternatives = [False]  # per open group: does it hold a "|"?
-    wide = 0
-    ways = 1
+    cost = _Cost()
     previous = ""
     for match in _RE_TOKEN.finditer(pattern):
         if match.start() != position:
@@ -526,30 +525,42 @@ def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
             if previous.startswith(")") and len(previous) > 1:
                 # Both make the number of ways to match grow exponentially.
                 raise refuse("a repeated group may hold neither a repeat nor alternatives")
-            low, high = _repeat_range(token)
-            if high is not None and high > 255:
-                raise refuse("repeat counts go up to 255")
-            if high is None or high - low > WIDE_REPEAT:
-                wide += 1
-                if wide > 1:
-                    # Each wide repeat multiplies the ways a backtracking matcher
-                    # (MariaDB's) tries to match by the length of the value.
-                    raise refuse(
-                        f"at most one wide repeat (*, +, {{m,}} or {{m,n}} with n - m over "
-                        f"{WIDE_REPEAT}) per pattern"
-                    )
-            else:
-                ways *= high - low + 1
-                if ways > REPEAT_BUDGET:
-                    raise refuse(
-                        "its repeats may combine in too many ways (the ranges of the repeats "
-                        f"besides the widest multiply to over {REPEAT_BUDGET})"
-                    )
+            cost.add(token, refuse)
             quantified_group[-1] = True
         previous = token
     if depth and position == len(pattern):
         raise refuse("unbalanced parenthesis")
     return position
+
+
+class _Cost:
+    """How many ways the repeats of a pattern seen so far may match."""
+
+    def __init__(self) -> None:
+        self.wide = 0
+        self.ways = 1
+
+    def add(self, token: str, refuse: Callable[[str], BadRequest]) -> None:
+        """Count repeat ``token``; refuse it if the pattern's cost gets unbounded."""
+        low, high = _repeat_range(token)
+        if high is not None and high > 255:
+            raise refuse("repeat counts go up to 255")
+        if high is None or high - low > WIDE_REPEAT:
+            self.wide += 1
+            if self.wide > 1:
+                # Each wide repeat multiplies the ways a backtracking matcher
+                # (MariaDB's) tries to match by the length of the value.
+                raise refuse(
+                    f"at most one wide repeat (*, +, {{m,}} or {{m,n}} with n - m over "
+                    f"{WIDE_REPEAT}) per pattern"
+                )
+        else:
+            self.ways *= high - low + 1
+            if self.ways > REPEAT_BUDGET:
+                raise refuse(
+                    "its repeats may combine in too many ways (the ranges of the repeats "
+                    f"besides the widest multiply to over {REPEAT_BUDGET})"
+                )
 
 
 def _repeat_range(token: str) -> tuple[int, int | None]:
