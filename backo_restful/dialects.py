@@ -49,6 +49,8 @@ class Dialect:
     row_locks: ClassVar[bool] = True
     #: Whether ``INSERT``/``UPDATE ... RETURNING`` gives the written row back.
     returning: ClassVar[bool] = False
+    #: Whether the limit of :meth:`start_time_limit` ends with the transaction.
+    time_limit_ends_with_transaction: ClassVar[bool] = False
 
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
@@ -169,9 +171,13 @@ class PostgresqlDialect(Dialect):
             getattr(diagnostics, "constraint_name", None) == f"{table}_pkey"
         )
 
+    time_limit_ends_with_transaction = True  # SET LOCAL
+
     def start_time_limit(self, seconds: float) -> None:
-        # SET LOCAL ends with the transaction.
         self.db.execute_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+
+    def end_time_limit(self) -> None:
+        self.db.execute_sql("SET LOCAL statement_timeout TO DEFAULT")
 
     def position(self, haystack: Any, needle: Any) -> Any:
         return peewee.fn.strpos(haystack, needle)

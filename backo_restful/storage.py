@@ -16,7 +16,7 @@ import json
 import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import peewee
@@ -90,6 +90,21 @@ class _DateTimeField(peewee.DateTimeField):
         if isinstance(value, dt.datetime) and value.tzinfo is not None:
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return super().db_value(value)
+
+
+class _Transaction:
+    """What one thread's transaction holds: the ids of the rows it locked (or, on
+    SQLite, found) by collection, whether it locked what its request names
+    (``ordered``: later locks do not wait), whether a statement filters with a
+    pattern, and whether the time limit of patterns is on."""
+
+    __slots__ = ("held", "limited", "ordered", "patterns")
+
+    def __init__(self) -> None:
+        self.held: dict[str, set[int]] = {}
+        self.ordered = False
+        self.patterns = False
+        self.limited = False
 
 
 class PeeweeStorage:
@@ -393,7 +408,7 @@ class PeeweeStorage:
         with self._translated():
             self._ensure_tables()
         if self.db.in_transaction():
-            with self._translated(), self.db.atomic():
+            with self._joined():
                 yield
             return
         serial = self._serial
@@ -409,11 +424,37 @@ class PeeweeStorage:
             else:
                 self._commit()
             finally:
+                self._local.transaction = None
                 if opened and not self._memory:
                     self._close()
         finally:
             if serial is not None:
                 serial.release()
+
+    @contextmanager
+    def _joined(self) -> Iterator[None]:
+        """A call inside a transaction already open on this thread: a savepoint.
+
+        The transaction may be the caller's own (``db.atomic()`` around engine
+        calls): then this call keeps its locks and time limit to itself.
+        """
+        own = getattr(self._local, "transaction", None) is None
+        if own:
+            self._local.transaction = _Transaction()
+        try:
+            with self._translated(), self.db.atomic():
+                try:
+                    yield
+                except BaseException:
+                    if own:  # rolled back to the savepoint, which undoes it where it can
+                        with suppress(peewee.PeeweeException):
+                            self._end_time_limit(closing=False)
+                    raise
+                if own:
+                    self._end_time_limit(closing=False)
+        finally:
+            if own:
+                self._local.transaction = None
 
     def _begin(self, write: bool) -> bool:
         """Begin this thread's transaction; True if it opened the connection."""
@@ -422,28 +463,34 @@ class PeeweeStorage:
             self.db.connect()
         args = self.dialect.begin_args(write)
         try:
-            self.db.begin(*args)
-        except (peewee.OperationalError, peewee.InterfaceError) as exc:
-            if self.dialect.failure(exc) is not Failure.LOST:
-                raise
-            # A connection that died while it waited (the server restarted, a
-            # proxy dropped it): nothing was done on it yet, so take a new one.
-            self._discard()
-            self.db.connect()
-            opened = True
-            self.db.begin(*args)
+            try:
+                self.db.begin(*args)
+            except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                if self.dialect.failure(exc) is not Failure.LOST:
+                    raise
+                # A connection that died while it waited (the server restarted, a
+                # proxy dropped it): nothing was done on it yet, so take a new one.
+                self._discard()
+                opened = True
+                self.db.connect()
+                self.db.begin(*args)
+        except BaseException:
+            if opened and not self._memory:
+                self._close()
+            raise
         self.db.push_transaction(self.db.transaction())
-        local = self._local
-        local.held = {}
-        local.ordered = False
-        local.patterns = False
-        local.limited = False
+        self._local.transaction = _Transaction()
         return opened
+
+    def _state(self) -> _Transaction:
+        """What this thread's transaction holds (a throwaway outside of one)."""
+        state = getattr(self._local, "transaction", None)
+        return _Transaction() if state is None else state
 
     def _commit(self) -> None:
         self.db.pop_transaction()
         try:
-            self._end_time_limit()
+            self._end_time_limit(closing=True)
             self.db.commit()
         except BaseException as exc:
             error = self._translate(exc)
@@ -464,7 +511,7 @@ class PeeweeStorage:
             self._discard()
             return
         try:
-            self._end_time_limit()
+            self._end_time_limit(closing=True)
             self.db.rollback()
         except Exception:  # the connection failed on its way out: never use it again
             self._discard()
@@ -505,7 +552,7 @@ class PeeweeStorage:
         reason = _reason(exc)
         if failure is Failure.CONFLICT:
             return StorageConflict(reason)
-        if failure is Failure.TIMEOUT and getattr(self._local, "limited", False):
+        if failure is Failure.TIMEOUT and self._state().limited:
             return PatternTooSlow(limit=f"{self.pattern_timeout:g} s")
         if failure is not None or isinstance(exc, peewee.OperationalError):
             return StorageUnavailable(reason)
@@ -535,7 +582,7 @@ class PeeweeStorage:
         """
         for collection in sorted(wanted, key=lambda c: c.name):
             self.lock(collection, wanted[collection])
-        self._local.ordered = True
+        self._state().ordered = True
 
     def lock(self, collection: Collection, ids: Iterable[int]) -> set[int]:
         """Lock rows ``ids`` until the transaction ends; return those that exist.
@@ -546,7 +593,8 @@ class PeeweeStorage:
         aborted as a :class:`StorageConflict` instead, for the engine to run again.
         On SQLite, whose writers run one at a time, this only tells which exist.
         """
-        held = self._local.held.setdefault(collection.name, set())
+        state = self._state()
+        held = state.held.setdefault(collection.name, set())
         wanted = set(ids)
         todo = sorted(wanted - held)
         if todo:
@@ -554,7 +602,7 @@ class PeeweeStorage:
             for chunk in _chunks(todo):
                 query = table.select(table.id).where(table.id.in_(chunk)).order_by(table.id)
                 if self.row_locks:
-                    query = query.for_update(nowait=self._local.ordered or None)
+                    query = query.for_update(nowait=state.ordered or None)
                 held.update(row for (row,) in query.tuples())
         return wanted & held
 
@@ -566,18 +614,23 @@ class PeeweeStorage:
 
     def _run(self, query: Any) -> Any:
         """Execute a read, under the time limit of patterns if it filters with one."""
-        local = self._local
-        if local.patterns and not local.limited:
+        state = self._state()
+        if state.patterns and not state.limited:
             self.dialect.start_time_limit(self.pattern_timeout)
-            local.limited = True
+            state.limited = True
         rows = query.execute()
-        if local.patterns:
+        if state.patterns:
             self.dialect.check_result(rows.cursor)
         return rows
 
-    def _end_time_limit(self) -> None:
-        if getattr(self._local, "limited", False):
-            self._local.limited = False
+    def _end_time_limit(self, *, closing: bool) -> None:
+        """Lift the time limit of patterns, if this transaction set it (``closing``:
+        right before it ends, which lifts some databases' limits already)."""
+        state = getattr(self._local, "transaction", None)
+        if state is None or not state.limited:
+            return
+        state.limited = False
+        if not (closing and self.dialect.time_limit_ends_with_transaction):
             self.dialect.end_time_limit()
 
     # -- reading --------------------------------------------------------------
@@ -961,7 +1014,7 @@ class PeeweeStorage:
         elif op == "startswith":
             expression = peewee.fn.SUBSTR(column, 1, len(value)) == value
         elif op == "re":
-            self._local.patterns = True
+            self._state().patterns = True
             expression = self.dialect.regexp(column, value)
         else:
             raise AssertionError(f"unknown operator {op}")
@@ -1106,7 +1159,7 @@ class PeeweeStorage:
         new_id = id_ if id_ is not None else int(new_id)
         if id_ is not None:
             self._after_explicit_id(collection, id_)
-        self._local.held.setdefault(collection.name, set()).add(new_id)
+        self._state().held.setdefault(collection.name, set()).add(new_id)
         return new_id
 
     def insert_returning(self, collection: Collection, values: dict[str, Any]) -> dict[str, Any]:
@@ -1118,7 +1171,7 @@ class PeeweeStorage:
         table = self.table(collection)
         query = table.insert(self._by_column(collection, values))
         (row,) = query.returning(*self._columns(collection)).dicts().execute()
-        self._local.held.setdefault(collection.name, set()).add(row["id"])
+        self._state().held.setdefault(collection.name, set()).add(row["id"])
         return dict(row)
 
     def _after_explicit_id(self, collection: Collection, id_: int) -> None:
@@ -1219,7 +1272,7 @@ class PeeweeStorage:
         table = self.table(collection)
         for chunk in _chunks(sorted(ids)):
             table.delete().where(table.id.in_(chunk)).execute()
-        self._local.held.get(collection.name, set()).difference_update(ids)
+        self._state().held.get(collection.name, set()).difference_update(ids)
 
     # -- output ---------------------------------------------------------------
 

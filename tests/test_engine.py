@@ -241,3 +241,22 @@ def test_database_errors_never_reach_callers_raw(cookies: Engine, monkeypatch: A
     with pytest.raises(StorageError) as caught:
         cookies.get("jar")
     assert caught.value.status == 500 and caught.value.code == "STORAGE_ERROR"
+
+
+def test_calls_inside_the_callers_own_transaction(cookies: Engine, database: Any) -> None:
+    cookies.post("jar", {"name": "blue"})
+    with database.atomic() as transaction:
+        cookies.post("cookie", {"type": "inner", "jar": 1})
+        assert cookies.get("cookie", filter_={"type": {"$re": "^in"}}, depth=0) == ([1], 200)
+        # The call's time limit of patterns ends with the call, not with the transaction.
+        if isinstance(database, peewee.PostgresqlDatabase):
+            (value,) = database.execute_sql("SHOW statement_timeout").fetchone()
+            assert value == "0"
+        elif isinstance(database, peewee.MySQLDatabase):
+            (value,) = database.execute_sql("SELECT @@SESSION.max_statement_time").fetchone()
+            assert float(value) == 0
+        with pytest.raises(NotFound):
+            cookies.patch("cookie", 1, {"jar": 99})
+        assert cookies.get("cookie", 1)[0]["jar"] == 1  # the failed call alone rolled back
+        transaction.rollback()
+    assert cookies.get("cookie") == ([], 200)
