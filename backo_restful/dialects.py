@@ -21,11 +21,16 @@ from typing import Any, ClassVar
 import peewee
 
 from .exceptions import DeclarationError, PatternTooSlow
+from .query import ascii_classes
 
 
 class Failure(enum.Enum):
     """What a database error means for the call that got it."""
 
+    #: The database gave up matching a ``$re`` pattern.
+    PATTERN = "pattern"
+    #: The database could not read a ``$re`` pattern.
+    BAD_PATTERN = "bad pattern"
     #: The database aborted the transaction to break a deadlock, a serialization
     #: conflict or a lock it would not wait for: running it again should succeed.
     CONFLICT = "conflict"
@@ -152,8 +157,10 @@ class PostgresqlDialect(Dialect):
         code = getattr(original, "pgcode", None)
         if code in _PG_CONFLICTS:
             return Failure.CONFLICT
-        if code == "57014":  # query_canceled: statement_timeout
-            return Failure.TIMEOUT
+        if code == "2201B":  # invalid_regular_expression
+            return Failure.BAD_PATTERN
+        if code == "57014" and "statement timeout" in str(original):
+            return Failure.TIMEOUT  # (57014 is any cancel: an operator's too)
         if type(original).__name__ == "InterfaceError" or code in _PG_ENDED:
             return Failure.LOST
         if (code is None or code.startswith("08")) and self._connection_closed():
@@ -196,6 +203,13 @@ _MYSQL_LOST = {1053, 1927, 2006, 2013, 2055}
 _MYSQL_TIMEOUTS = {1969, 3024}
 #: MariaDB's warning for a pattern its regular expression library gave up on.
 _REGEX_WARNING = 1139
+#: MySQL 8's errors for a pattern its regular expression library gave up on
+#: (time limit, stack): the pattern's fault, whatever the time limit of patterns.
+_MYSQL_REGEX_ERRORS = {3698, 3699}
+#: MariaDB's and MySQL 8's errors for a pattern they cannot read.
+_MYSQL_BAD_PATTERNS = {_REGEX_WARNING, 3685, 3692, 3693, 3694, 3695, 3696, 3697}
+#: What marks a value too long for MariaDB's matcher (see MysqlDialect.regexp).
+_TOO_LONG = "backo:too-long:"
 
 
 class MysqlDialect(Dialect):
@@ -214,6 +228,10 @@ class MysqlDialect(Dialect):
             return Failure.CONFLICT
         if code in _MYSQL_TIMEOUTS:
             return Failure.TIMEOUT
+        if code in _MYSQL_REGEX_ERRORS:
+            return Failure.PATTERN
+        if code in _MYSQL_BAD_PATTERNS:
+            return Failure.BAD_PATTERN
         if type(original).__name__ == "InterfaceError" or code in _MYSQL_LOST:
             return Failure.LOST
         return None
@@ -248,17 +266,33 @@ class MysqlDialect(Dialect):
             return
         warnings = self.db.execute_sql("SHOW WARNINGS").fetchall()
         if any(row[1] == _REGEX_WARNING for row in warnings):
-            raise PatternTooSlow(limit="the database's regular expression match limit")
+            raise PatternTooSlow(limit="MariaDB's regular expression match limit")
+        if any(_TOO_LONG in str(row[2]) for row in warnings):
+            raise PatternTooSlow(limit=f"MariaDB's {self.MAX_MATCHED} characters per value")
+
+    #: The longest value MariaDB's matcher is given (see :meth:`regexp`).
+    MAX_MATCHED = 20_000
 
     def regexp(self, column: Any, pattern: str) -> Any:
+        # Not peewee's REGEXP BINARY, which reads the value and the pattern byte by
+        # byte (".": one byte of "é"). The columns' binary collation makes the
+        # match case-sensitive, character by character.
         if not self.mariadb:
-            return column.regexp(pattern)  # MySQL's ICU bounds each match's time itself
-        # PCRE2 bounds the work of a match from one starting point, not the sum over
-        # every starting point of a long value, and MariaDB cannot stop it (nor a
-        # KILL) until it ends: a pattern unanchored on a 2 MB value can run for
-        # hours. From one starting point, the match limit bounds it all, and its
-        # warning tells the answer would be wrong (see check_result).
-        return column.regexp(f"^[\\s\\S]*?(?:{pattern})")
+            # MySQL's ICU bounds the time of each match itself.
+            return _regexp(column, pattern)
+        # PCRE2 backtracks, and MariaDB can stop neither a match (not even by KILL)
+        # nor a statement in the middle of one: the work on one value must be
+        # bounded. PCRE2's match limit bounds the backtracking from one starting
+        # point, so the pattern is matched from the value's start only; its warning
+        # says the answer would be wrong (see check_result). What the limit does not
+        # count (a repeat that cannot backtrack) grows with the square of the value's
+        # length: longer values than MAX_MATCHED are not matched, and a warning
+        # (a cast that fails, naming the length) says so.
+        length = peewee.fn.CHAR_LENGTH(column)
+        too_long = peewee.Cast(peewee.fn.CONCAT(_TOO_LONG, length), "SIGNED")
+        # And its \d, \w and \s are Unicode classes: the ASCII ones are spelt out.
+        matches = _regexp(column, f"^[\\s\\S]*?(?:{ascii_classes(pattern)})")
+        return peewee.fn.IF(length > self.MAX_MATCHED, too_long, matches)
 
     def table_settings(self) -> list[str]:
         # A binary collation that does not pad: strings compare exactly, trailing
@@ -268,6 +302,11 @@ class MysqlDialect(Dialect):
 
     def position(self, haystack: Any, needle: Any) -> Any:
         return peewee.fn.LOCATE(needle, haystack)
+
+
+def _regexp(column: Any, pattern: str) -> Any:
+    """``column REGEXP pattern``, as written (peewee writes ``REGEXP BINARY``)."""
+    return peewee.NodeList((column, peewee.SQL("REGEXP"), peewee.Value(pattern)), parens=True)
 
 
 def dialect_of(db: peewee.Database) -> Dialect:

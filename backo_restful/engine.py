@@ -554,13 +554,18 @@ class Engine:
         start, on the data as the other left it, after a random pause that doubles
         with each attempt.
         """
+        busy: dict[str, set[int]] = {}
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self.storage.transaction(write=True):
+                    # Rows an attempt would not wait for: the next waits for them, in order.
+                    self.storage.expect(busy)
                     return work()
-            except StorageConflict:
+            except StorageConflict as conflict:
                 if attempt == WRITE_ATTEMPTS:
                     raise
+                for name, ids in conflict.rows.items():
+                    busy.setdefault(name, set()).update(ids)
                 time.sleep(random.uniform(0, RETRY_PAUSE * 2 ** (attempt - 1)))
             except RecursionError:
                 raise BadRequest(
@@ -1107,11 +1112,12 @@ class Engine:
                 row for row, _ in self.storage.rows_linked_to(relation, [value]) if row != owner
             ]
             if previous:
-                self._release(relation, previous)
+                self._release(relation, previous, value)
         return value
 
-    def _release(self, relation: RelationInfo, ids: list[int]) -> None:
-        """Null the ``fk_here`` column of rows ``ids``, unless the relation is required.
+    def _release(self, relation: RelationInfo, ids: list[int], target: int) -> None:
+        """Null the ``fk_here`` column of rows ``ids`` where it still points at
+        ``target``, unless the relation is required.
 
         Those objects change: the caller must be allowed to update each of them.
         """
@@ -1128,7 +1134,8 @@ class Engine:
                 },
                 code="REQUIRED_RELATION",
             )
-        self.storage.set_link(relation, ids, None)
+        # Read before they were locked: one may have moved on since, and keeps its link.
+        self.storage.set_link(relation, ids, None, linked_to={target})
 
     def _assign(self, relation: RelationInfo, owner: int, value: Any, *, creating: bool) -> None:
         """Set a relation whose link is not a column of the owner's table."""
@@ -1172,7 +1179,7 @@ class Engine:
                     )
         removed = current - set(ids)
         if removed:
-            self._release(back, sorted(removed))
+            self._release(back, sorted(removed), owner)
         added = set(ids) - current
         if added:
             if not relation.multi and relation.required:
@@ -1226,6 +1233,8 @@ class Engine:
                 if strategy is DeleteStrategy.MUST_BE_EMPTY:
                     raise self._refused(current, ids, relation, linked, "NOT_EMPTY")
                 if strategy is DeleteStrategy.DELETE_REFERENCED_ITEMS:
+                    # Locked before their own links are read: none can be added after.
+                    linked = self.storage.lock(relation.target, linked)
                     self._may_change(relation.target, linked, "delete")
                     gone |= linked
                     pending.append((relation.target, linked))
@@ -1238,7 +1247,9 @@ class Engine:
         for back, ids in unlinks:
             survivors = ids - doomed.get(back.collection.name, set())
             if survivors:
-                self.storage.set_link(back, survivors, None)
+                # Where they still point at a deleted object: one may have moved on.
+                doomed_targets = doomed.get(back.target.name, set())
+                self.storage.set_link(back, survivors, None, linked_to=doomed_targets)
         # A delete takes its links with it; the objects left record the change.
         for target, ids in losing:
             self._touch(target, ids - doomed.get(target.name, set()))

@@ -97,9 +97,22 @@ class StorageConflict(StorageUnavailable):
     """The database aborted the transaction to resolve a conflict with another one.
 
     The engine runs such a write again before giving up with this error.
+
+    :param rows: the rows (collection name -> ids) the transaction would not wait
+        for, which the next attempt locks first.
     """
 
     code = "TRANSACTION_CONFLICT"
+
+    def __init__(
+        self,
+        reason: str | None = None,
+        *,
+        message: str | None = None,
+        rows: dict[str, set[int]] | None = None,
+    ) -> None:
+        self.rows: dict[str, set[int]] = rows or {}
+        super().__init__(reason, message=message)
 
     def default_message(self) -> str:
         return "The database kept aborting this write for conflicts with others: send it again."

@@ -43,13 +43,21 @@ _ORDERING = ("$gt", "$gte", "$lt", "$lte")
 MAX_PATH = 8
 MAX_NESTING = 16
 MAX_CONDITIONS = 100
+#: The relations the paths of one filter may go through in all (``jar.name`` goes
+#: through one): each is a join the database plans, and PostgreSQL's planning time
+#: grows fast with their number.
+MAX_RELATION_STEPS = 32
 MAX_IN = 1000
 MAX_PATTERN = 500
 #: A repeat whose count may vary by more than this is "wide" (``*``, ``+``,
 #: ``{0,255}``): a ``$re`` pattern may hold one.
 WIDE_REPEAT = 16
-#: The ways the other repeats of a ``$re`` pattern may combine: the product of
-#: their ranges (``?`` counts 2, ``{1,3}`` counts 3).
+#: The largest matcher a ``$re`` pattern may compile to (RE2's program size):
+#: fixed repeats count too (``[ab]{255}`` is 255 steps).
+MAX_PROGRAM = 5000
+#: The ways the other repeats and the alternatives of a ``$re`` pattern may
+#: combine: the product of their ranges and numbers (``?`` counts 2, ``{1,3}`` 3,
+#: ``(a|b|c)`` 3).
 REPEAT_BUDGET = 1024
 
 _JSON_STORED = (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)
@@ -205,6 +213,20 @@ class _Parsing:
     from_text: bool
     hidden: Hidden | None
     conditions: int = 0
+    steps: int = 0
+
+    def count(self, path: Path) -> None:
+        """Count one more condition, on ``path``, against the limits of a filter."""
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise _bad(f"A filter has more than {MAX_CONDITIONS} conditions.", "INVALID_FILTER")
+        self.steps += len(path.steps)
+        if self.steps > MAX_RELATION_STEPS:
+            raise _bad(
+                f"A filter goes through more than {MAX_RELATION_STEPS} relations in all "
+                "(each field of a path but the last is one).",
+                "INVALID_FILTER",
+            )
 
 
 def _parse_group(collection: Collection, filter_: Any, parsing: _Parsing, nesting: int) -> Node:
@@ -257,9 +279,7 @@ def _parse_entry(collection: Collection, key: Any, value: Any, parsing: _Parsing
     path = resolve_path(collection, text, hidden=parsing.hidden)
     nodes = []
     for op, operand in operators.items():
-        parsing.conditions += 1
-        if parsing.conditions > MAX_CONDITIONS:
-            raise _bad(f"A filter has more than {MAX_CONDITIONS} conditions.", "INVALID_FILTER")
+        parsing.count(path)
         nodes.append(condition(collection, path, op, operand, from_text=parsing.from_text))
     return nodes
 
@@ -460,10 +480,12 @@ def check_pattern(path: Path, pattern: str) -> None:
     if position != len(pattern):
         raise refuse(f"{pattern[position : position + 10]!r} is not in the portable syntax")
     try:
-        compile_pattern(pattern)
+        program = compile_pattern(pattern)
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         raise refuse(reason.decode() if isinstance(reason, bytes) else str(reason)) from None
+    if program.programsize > MAX_PROGRAM:
+        raise refuse(f"it compiles to a matcher of {program.programsize} steps, over {MAX_PROGRAM}")
 
 
 def _re2_options() -> Any:
@@ -480,11 +502,50 @@ _RE2_OPTIONS = _re2_options()
 def compile_pattern(pattern: str) -> Any:
     """``pattern`` compiled by RE2, which matches in time linear in the value (it
     never backtracks). Its ``\\d``, ``\\w`` and ``\\s`` are ASCII classes, as
-    on PostgreSQL and MariaDB.
+    on PostgreSQL and MariaDB (``\\s`` with the vertical tab, as there).
 
     :raises re2.error: for a pattern RE2 cannot read.
     """
-    return re2.compile(pattern, _RE2_OPTIONS)
+    return re2.compile(_RE2_SPACE.sub(_posix_space, pattern), _RE2_OPTIONS)
+
+
+#: An escape, a bracket expression, or any other character: the escapes ``\s`` and
+#: ``\S``, alone or in a bracket expression, are read as such.
+_RE2_SPACE = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]?|.", re.DOTALL)
+
+
+#: The ASCII classes ``\\d``, ``\\w`` and ``\\s`` stand for, inside a bracket
+#: expression (and their complements outside one).
+_ASCII_CLASSES = {"d": "0-9", "w": "0-9A-Za-z_", "s": "\\t\\n\\x0b\\f\\r "}
+
+
+def ascii_classes(pattern: str) -> str:
+    """``pattern`` with ``\\d``, ``\\w`` and ``\\s`` (and ``\\D``, ``\\W``,
+    ``\\S`` outside brackets) spelt as ASCII bracket expressions, for a matcher
+    that reads them by Unicode (MariaDB's)."""
+
+    def expand(match: re.Match[str]) -> str:
+        token = match.group()
+        if token.startswith("["):
+            return re.sub(r"\\.", lambda m: _ASCII_CLASSES.get(m[0][1], m[0]), token)
+        if token[:1] == "\\" and token[1:].lower() in _ASCII_CLASSES:
+            negated = "^" if token[1].isupper() else ""
+            return f"[{negated}{_ASCII_CLASSES[token[1].lower()]}]"
+        return token
+
+    return _RE2_SPACE.sub(expand, pattern)
+
+
+def _posix_space(match: re.Match[str]) -> str:
+    """RE2's ``\\s`` leaves out the vertical tab: its ``[:space:]`` does not."""
+    token = match.group()
+    if token in ("\\s", "\\S"):
+        return "[[:space:]]" if token == "\\s" else "[[:^space:]]"
+    if token.startswith("["):
+        return re.sub(
+            r"\\.", lambda m: {"\\s": "[:space:]", "\\S": "[:^space:]"}.get(m[0], m[0]), token
+        )
+    return token
 
 
 def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
@@ -493,7 +554,8 @@ def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
     position = 0
     depth = 0
     quantified_group = [False]  # per open group: does it hold a quantifier?
-    alternatives = [False]  # per open group: does it hold a "|"?
+    alternatives = [0]  # per open group: how many "|" it holds itself
+    branching = [False]  # per open group: does it hold a "|", in a nested group too?
     cost = _Cost()
     previous = ""
     for match in _RE_TOKEN.finditer(pattern):
@@ -503,24 +565,31 @@ def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
         position = match.end()
         if token.startswith("[") and ("[:" in token or "[=" in token or "[." in token):
             raise refuse("POSIX classes like [:alpha:] are not portable")
+        if token.startswith("["):
+            _check_brackets(token, refuse)
         if token == "(":
             if pattern.startswith("(?", match.start()):
                 raise refuse("(?...) groups are not portable")
             depth += 1
             quantified_group.append(False)
-            alternatives.append(False)
+            alternatives.append(0)
+            branching.append(False)
         elif token == ")":
             if depth == 0:
                 raise refuse("unbalanced parenthesis")
             depth -= 1
             inner = quantified_group.pop()
             quantified_group[-1] = quantified_group[-1] or inner
-            previous = ")" + ("*" if inner else "") + ("|" if alternatives.pop() else "")
+            choices = alternatives.pop()
+            branches = branching.pop() or choices > 0
+            branching[-1] = branching[-1] or branches
+            cost.choose(choices + 1, refuse)
+            previous = ")" + ("*" if inner else "") + ("|" if branches else "")
             continue
         elif token == "|":
-            alternatives[-1] = True
+            alternatives[-1] += 1
         elif token in ("*", "+", "?") or token.startswith("{"):
-            if previous in ("", "|", "(") or previous in ("*", "+", "?") or previous[:1] == "{":
+            if previous in ("", "|", "(", "^", "$", "*", "+", "?") or previous[:1] == "{":
                 raise refuse("a repeat must follow something to repeat (no lazy or nested repeats)")
             if previous.startswith(")") and len(previous) > 1:
                 # Both make the number of ways to match grow exponentially.
@@ -530,15 +599,47 @@ def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
         previous = token
     if depth and position == len(pattern):
         raise refuse("unbalanced parenthesis")
+    cost.choose(alternatives[0] + 1, refuse)
     return position
 
 
+#: The escapes a bracket expression may hold: metacharacters, \d, \w and \s.
+_BRACKET_ESCAPE = re.compile(r"\\[^.^$|?*+()\[\]{}\\/\-dws]")
+
+
+def _check_brackets(token: str, refuse: Callable[[str], BadRequest]) -> None:
+    """Refuse what a bracket expression holds that databases read differently."""
+    inner = token.replace("\\\\", "")  # escaped backslashes are plain characters
+    if re.search(r"\\[DWS]", inner):
+        raise refuse(r"\D, \W and \S are not portable inside [...]: use [^...]")
+    escape = _BRACKET_ESCAPE.search(inner)
+    if escape:
+        raise refuse(f"{escape.group()!r} is not in the portable syntax")
+    if re.search(r"\\[dws]-[^\]]|[^\[^]-\\[dws]", inner):
+        raise refuse(r"a class like \d cannot be the end of a range")
+
+
 class _Cost:
-    """How many ways the repeats of a pattern seen so far may match."""
+    """How many ways the repeats and alternatives of a pattern seen so far may
+    match: a backtracking matcher may try each of them."""
 
     def __init__(self) -> None:
         self.wide = 0
         self.ways = 1
+
+    def choose(self, ways: int, refuse: Callable[[str], BadRequest]) -> None:
+        """Count a group of ``ways`` alternatives."""
+        self.ways *= ways
+        if self.ways > REPEAT_BUDGET:
+            raise refuse(self.too_many)
+
+    @property
+    def too_many(self) -> str:
+        return (
+            "its repeats and alternatives may combine in too many ways (the ranges of the "
+            f"repeats besides the widest, and the numbers of alternatives, multiply to over "
+            f"{REPEAT_BUDGET})"
+        )
 
     def add(self, token: str, refuse: Callable[[str], BadRequest]) -> None:
         """Count repeat ``token``; refuse it if the pattern's cost gets unbounded."""
@@ -555,12 +656,7 @@ class _Cost:
                     f"{WIDE_REPEAT}) per pattern"
                 )
         else:
-            self.ways *= high - low + 1
-            if self.ways > REPEAT_BUDGET:
-                raise refuse(
-                    "its repeats may combine in too many ways (the ranges of the repeats "
-                    f"besides the widest multiply to over {REPEAT_BUDGET})"
-                )
+            self.choose(high - low + 1, refuse)
 
 
 def _repeat_range(token: str) -> tuple[int, int | None]:
@@ -764,9 +860,7 @@ def parse_args(
                 )
             path = resolve_path(collection, path_text, hidden=hidden)
             op = "$" + operator if dollar else "$eq"
-            parsing.conditions += 1
-            if parsing.conditions > MAX_CONDITIONS:
-                raise _bad(f"More than {MAX_CONDITIONS} filters.", "INVALID_FILTER")
+            parsing.count(path)
             flat.append(condition(collection, path, op, value, from_text=True))
             flat_keys.add(path_text)
     nodes = list(flat)

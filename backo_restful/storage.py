@@ -98,10 +98,14 @@ class _Transaction:
     (``ordered``: later locks do not wait), whether a statement filters with a
     pattern, and whether the time limit of patterns is on."""
 
-    __slots__ = ("held", "limited", "ordered", "patterns")
+    __slots__ = ("expected", "held", "limited", "ordered", "patterns", "peewee")
 
-    def __init__(self) -> None:
+    def __init__(self, peewee_transaction: Any = None) -> None:
+        self.peewee = peewee_transaction
         self.held: dict[str, set[int]] = {}
+        #: Rows an earlier attempt could not lock without waiting: this one locks
+        #: them in order, with the rest.
+        self.expected: dict[str, set[int]] = {}
         self.ordered = False
         self.patterns = False
         self.limited = False
@@ -478,8 +482,10 @@ class PeeweeStorage:
             if opened and not self._memory:
                 self._close()
             raise
-        self.db.push_transaction(self.db.transaction())
-        self._local.transaction = _Transaction()
+        transaction = self.db.transaction()
+        self.db.push_transaction(transaction)
+        _functions.too_costly = False
+        self._local.transaction = _Transaction(transaction)
         return opened
 
     def _state(self) -> _Transaction:
@@ -491,7 +497,7 @@ class PeeweeStorage:
         self.db.pop_transaction()
         try:
             self._end_time_limit(closing=True)
-            self.db.commit()
+            self._state().peewee.commit(begin=False)  # with peewee's after_commit callbacks
         except BaseException as exc:
             error = self._translate(exc)
             self._rollback(exc)
@@ -512,7 +518,7 @@ class PeeweeStorage:
             return
         try:
             self._end_time_limit(closing=True)
-            self.db.rollback()
+            self._state().peewee.rollback(begin=False)
         except Exception:  # the connection failed on its way out: never use it again
             self._discard()
 
@@ -552,6 +558,14 @@ class PeeweeStorage:
         reason = _reason(exc)
         if failure is Failure.CONFLICT:
             return StorageConflict(reason)
+        if failure is Failure.PATTERN:
+            return PatternTooSlow(limit="the database's regular expression limits")
+        if failure is Failure.BAD_PATTERN:
+            message = "The database could not read the $re pattern."
+            return BadRequest(message, code="INVALID_PATTERN")
+        if getattr(_functions, "too_costly", False):
+            _functions.too_costly = False
+            return PatternTooSlow(limit="the matching work allowed per value")
         if failure is Failure.TIMEOUT and self._state().limited:
             return PatternTooSlow(limit=f"{self.pattern_timeout:g} s")
         if failure is not None or isinstance(exc, peewee.OperationalError):
@@ -580,9 +594,21 @@ class PeeweeStorage:
         locked later in the transaction are locked without waiting (see
         :meth:`lock`).
         """
-        for collection in sorted(wanted, key=lambda c: c.name):
-            self.lock(collection, wanted[collection])
-        self._state().ordered = True
+        state = self._state()
+        plan = {collection.name: (collection, set(ids)) for collection, ids in wanted.items()}
+        for name, ids in state.expected.items():
+            plan.setdefault(name, (self._model.collections[name], set()))[1].update(ids)  # type: ignore[union-attr]
+        for name in sorted(plan):
+            self.lock(*plan[name])
+        state.ordered = True
+
+    def expect(self, rows: Mapping[str, Iterable[int]]) -> None:
+        """Have this transaction lock ``rows`` (collection name -> ids) in order
+        with what its request names (see :meth:`lock_in_order`): rows an earlier
+        attempt of the same write could not lock without waiting."""
+        expected = self._state().expected
+        for name, ids in rows.items():
+            expected.setdefault(name, set()).update(ids)
 
     def lock(self, collection: Collection, ids: Iterable[int]) -> set[int]:
         """Lock rows ``ids`` until the transaction ends; return those that exist.
@@ -603,7 +629,13 @@ class PeeweeStorage:
                 query = table.select(table.id).where(table.id.in_(chunk)).order_by(table.id)
                 if self.row_locks:
                     query = query.for_update(nowait=state.ordered or None)
-                held.update(row for (row,) in query.tuples())
+                try:
+                    held.update(row for (row,) in query.tuples())
+                except peewee.PeeweeException as exc:
+                    if not state.ordered or self.dialect.failure(exc) is not Failure.CONFLICT:
+                        raise
+                    # Busy: the write runs again, locking these in order first.
+                    raise StorageConflict(_reason(exc), rows={collection.name: set(todo)}) from exc
         return wanted & held
 
     def _locked(self, collection: Collection, ids: Iterable[int]) -> None:
@@ -612,15 +644,21 @@ class PeeweeStorage:
         if self.row_locks:
             self.lock(collection, ids)
 
-    def _run(self, query: Any) -> Any:
-        """Execute a read, under the time limit of patterns if it filters with one."""
+    def _run(self, query: Any) -> list[Any]:
+        """Execute a read and read its rows; a statement that filters with a
+        pattern does so under the time limit of patterns (``pattern_timeout``)."""
         state = self._state()
-        if state.patterns and not state.limited:
-            self.dialect.start_time_limit(self.pattern_timeout)
-            state.limited = True
-        rows = query.execute()
-        if state.patterns:
-            self.dialect.check_result(rows.cursor)
+        if not state.patterns:
+            return list(query.execute())
+        state.patterns = False
+        self.dialect.start_time_limit(self.pattern_timeout)
+        state.limited = True
+        # On failure the limit stays on until the rollback lifts it: the statement
+        # may have left the transaction unable to run another.
+        cursor = query.execute()
+        rows = list(cursor)
+        self.dialect.check_result(cursor.cursor)
+        self._end_time_limit(closing=False)
         return rows
 
     def _end_time_limit(self, *, closing: bool) -> None:
@@ -709,7 +747,7 @@ class PeeweeStorage:
             if limit is None and self.backend == "mysql":
                 query = query.limit(_BIGINT_MAX)  # MySQL has no OFFSET without LIMIT
             query = query.offset(offset)
-        return list(self._run(query.dicts()))
+        return self._run(query.dicts())
 
     def _conditions(
         self, collection: Collection, where: Node | None, scope: Node | None, scopes: Scopes | None
@@ -1222,17 +1260,29 @@ class PeeweeStorage:
         ids = set(ids)
         self._locked(collection, ids)
         table = self.table(collection)
-        for chunk in _chunks(sorted(set(ids))):
+        for chunk in _chunks(sorted(ids)):
             table.update(self._by_column(collection, values)).where(table.id.in_(chunk)).execute()
 
-    def set_link(self, relation: RelationInfo, ids: Iterable[int], target_id: int | None) -> None:
-        """Point the ``fk_here`` column of rows ``ids`` at ``target_id``."""
+    def set_link(
+        self,
+        relation: RelationInfo,
+        ids: Iterable[int],
+        target_id: int | None,
+        *,
+        linked_to: Iterable[int] | None = None,
+    ) -> None:
+        """Point the ``fk_here`` column of rows ``ids`` at ``target_id`` (only of
+        those that point at one of ``linked_to`` now, if given)."""
         ids = set(ids)
         self._locked(relation.collection, ids)
         table = self.table(relation.collection)
         fk = self.column(relation.collection, relation.name)
-        for chunk in _chunks(sorted(set(ids))):
-            table.update({fk: target_id}).where(table.id.in_(chunk)).execute()
+        now = None if linked_to is None else sorted(set(linked_to))
+        for chunk in _chunks(sorted(ids)):
+            query = table.update({fk: target_id}).where(table.id.in_(chunk))
+            if now is not None:
+                query = query.where(fk.in_(now))
+            query.execute()
 
     def rows_linked_to(
         self, relation: RelationInfo, target_ids: Iterable[int]
@@ -1429,8 +1479,24 @@ def _after(
     return after if bound is None else bound & after
 
 
+#: The most work one SQLite match may take: the value's length times the size of
+#: the pattern's matcher. RE2 matches in time linear in the value, but the factor
+#: is the matcher's size when its fast matcher gives up; a single match cannot be
+#: interrupted, so it is bounded before it starts (about 1 s at this budget).
+MATCH_BUDGET = 10**8
+
+#: What the SQLite functions of this thread tell the storage (see :func:`_regexp`).
+_functions = threading.local()
+
+
 def _regexp(pattern: str, value: Any) -> bool:
-    return value is not None and compile_pattern(pattern).search(value) is not None
+    if value is None:
+        return False
+    program = compile_pattern(pattern)
+    if len(value) * program.programsize > MATCH_BUDGET:
+        _functions.too_costly = True
+        raise OverflowError("value too long for this pattern")
+    return program.search(value) is not None
 
 
 def _lower(value: Any) -> Any:

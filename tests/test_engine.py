@@ -260,3 +260,15 @@ def test_calls_inside_the_callers_own_transaction(cookies: Engine, database: Any
         assert cookies.get("cookie", 1)[0]["jar"] == 1  # the failed call alone rolled back
         transaction.rollback()
     assert cookies.get("cookie") == ([], 200)
+
+
+def test_peewees_after_commit_callbacks_run_once_committed(cookies: Engine, database: Any) -> None:
+    ran: list[str] = []
+    with cookies.storage.transaction(write=True):
+        database.after_commit(lambda: ran.append("committed"))
+        assert ran == []
+    assert ran == ["committed"]
+    with pytest.raises(RuntimeError), cookies.storage.transaction(write=True):
+        database.after_commit(lambda: ran.append("rolled back"))
+        raise RuntimeError("the call failed")
+    assert ran == ["committed"]

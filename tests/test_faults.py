@@ -119,6 +119,31 @@ def test_a_lock_wait_timeout_is_run_again(make_engine: Any, database: Any, raw: 
     database.close()
 
 
+@servers
+@pytest.mark.parametrize("method", ["DELETE", "PATCH"])
+def test_rows_found_late_and_busy_are_waited_for_in_order(
+    make_engine: Any, raw: Any, admin: Any, method: str
+) -> None:
+    engine = make_engine(models.cookies)
+    engine.post("jar", [{"name": "a", "cookies": [{"type": "x"}, {"type": "y"}]}, {"name": "b"}])
+    client = HttpClient(engine)
+    run(raw, "BEGIN")
+    run(raw, "SELECT id FROM cookie WHERE id = 2 FOR UPDATE")  # another write, a slow one
+    # The delete finds cookie 2 only once it holds jar 1 (to unlink it); a PATCH
+    # of jar 1's cookies finds it among those it unlinks. Neither waits for it out
+    # of order: the attempt stops, and the next one locks it first, in order.
+    if method == "DELETE":
+        call = Background(lambda: client.delete("jar", 1))
+    else:
+        call = Background(lambda: client.patch("jar", 1, {"cookies": [1]}))
+    waiting_for(admin, session_id(raw))
+    time.sleep(0.5)  # longer than every pause between attempts together
+    run(raw, "COMMIT")
+    result = call.result()
+    assert result.status == (204 if method == "DELETE" else 200), result.body
+    assert client.get("cookie", 2).body == {"id": 2, "type": "y", "jar": None}
+
+
 # -- sessions killed ---------------------------------------------------------------------
 
 
