@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 import sqlite3
 import time
 from typing import Any, ClassVar
@@ -73,6 +74,10 @@ class Dialect:
         """Whether ``error`` is an insert into ``table`` at an id that exists."""
         return False
 
+    def unique_key(self, error: BaseException) -> str | None:
+        """The unique index (its name, or ``table.column``) ``error`` violates."""
+        return None
+
     def start_time_limit(self, seconds: float) -> None:
         """Bound the time of each statement until :meth:`end_time_limit`."""
 
@@ -120,6 +125,11 @@ class SqliteDialect(Dialect):
     def primary_key_clash(self, error: BaseException, table: str) -> bool:
         # SQLite serializes writers: a PUT never races another to create an id.
         return False
+
+    def unique_key(self, error: BaseException) -> str | None:
+        message = str(driver_error(error))
+        prefix = "UNIQUE constraint failed: "
+        return message[len(prefix) :] if message.startswith(prefix) else None
 
     def start_time_limit(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -179,6 +189,12 @@ class PostgresqlDialect(Dialect):
         )
 
     time_limit_ends_with_transaction = True  # SET LOCAL
+
+    def unique_key(self, error: BaseException) -> str | None:
+        original = driver_error(error)
+        if getattr(original, "pgcode", None) != "23505":
+            return None
+        return getattr(getattr(original, "diag", None), "constraint_name", None)
 
     def start_time_limit(self, seconds: float) -> None:
         self.db.execute_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
@@ -242,6 +258,13 @@ class MysqlDialect(Dialect):
             return False
         message = str(original.args[-1])
         return message.endswith(("for key 'PRIMARY'", f"for key '{table}.PRIMARY'"))
+
+    def unique_key(self, error: BaseException) -> str | None:
+        original = driver_error(error)
+        if not original.args or original.args[0] != 1062:
+            return None
+        found = re.search(r"for key '([^']+)'$", str(original.args[-1]))
+        return found.group(1).rsplit(".", 1)[-1] if found else None  # MySQL 8: table.key
 
     @functools.cached_property
     def mariadb(self) -> bool:

@@ -363,7 +363,8 @@ class Engine:
     ) -> tuple[Any, int]:
         """Create an object from a dict, or several from a list (all or nothing).
 
-        :param max_batch: refuse (400) a list of more objects than this.
+        :param max_batch: refuse (400) a write creating more objects than this, the
+            objects nested in relations included.
         :raises ValidationFailed: naming every invalid field.
         :raises NotFound: if a relation names an object that does not exist.
         """
@@ -372,13 +373,7 @@ class Engine:
         if access is not None:
             _refuse_early(access, collection, "create")
         many = isinstance(data, list)
-        if many and max_batch is not None and len(data) > check_count("max_batch", max_batch):
-            raise BadRequest(
-                f"A POST creates at most {max_batch} objects at once "
-                f"(BACKO_MAX_BATCH={max_batch}); this list holds {len(data)}.",
-                {"setting": "BACKO_MAX_BATCH", "maximum": max_batch, "count": len(data)},
-                code="LIMIT_EXCEEDED",
-            )
+        _check_batch(collection, data if many else [data], max_batch)
         loaded = self._load_many(collection, data) if many else [self._load(collection, data)]
 
         def work() -> list[Any]:
@@ -395,16 +390,21 @@ class Engine:
         return (rendered if many else rendered[0]), 201
 
     @_with_auth
-    def put(self, name: str, id_: Any, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
+    def put(
+        self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
+    ) -> tuple[Any, int]:
         """Replace object ``id_`` whole (unset fields go back to defaults or null).
 
         Creates it at that id (status 201) when the id is free.
+
+        :param max_batch: refuse (400) a write creating more objects than this.
         """
         collection = self._collection(name)
         access = _ACCESS.get()
         if access is not None:
             _refuse_early(access, collection, "update", "create")
         id_ = self._id(collection, id_)
+        _check_batch(collection, [data], max_batch)
         loaded = self._load(collection, data)
 
         def work() -> tuple[Any, int]:
@@ -431,9 +431,12 @@ class Engine:
         return self._write(work)
 
     @_with_auth
-    def patch(self, name: str, id_: Any, data: Any, *, auth: Auth = None) -> tuple[Any, int]:
+    def patch(
+        self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
+    ) -> tuple[Any, int]:
         """Change the given fields of object ``id_``.
 
+        :param max_batch: refuse (400) a write creating more objects than this.
         :raises NotFound: if there is no such object.
         """
         collection = self._collection(name)
@@ -441,6 +444,7 @@ class Engine:
         if access is not None:
             _refuse_early(access, collection, "update")
         id_ = self._id(collection, id_)
+        _check_batch(collection, [data], max_batch, existing=True)
         loaded = self._load(collection, data, partial=True)
 
         def work() -> tuple[Any, int]:
@@ -894,6 +898,10 @@ class Engine:
                 value = data[relation.name]
             elif replace and relation.name not in keep:
                 value = [] if relation.multi else None
+                if relation.target is collection and _holds(data.get(relation.reverse.name), id_):
+                    # The request links the object to itself from the other side:
+                    # this side holds that link too.
+                    value = [id_] if relation.multi else id_
             else:
                 continue
             if relation.storage == "fk_here":
@@ -1386,6 +1394,47 @@ def _given(data: dict[str, Any], name: str, value: Any, multi: bool) -> Loaded:
     loaded = Loaded({**data, name: [value] if multi else value})
     loaded.given = given | {name}
     return loaded
+
+
+def _check_batch(
+    collection: Collection, items: list[Any], maximum: int | None, *, existing: bool = False
+) -> None:
+    """Refuse a write whose ``items`` (as sent) would create more than ``maximum``
+    objects: themselves (unless ``existing``) and every object nested in their
+    relations, counted before any is validated."""
+    if maximum is None:
+        return
+    check_count("max_batch", maximum)
+    count = 0 if existing else len(items)
+    if count <= maximum:
+        pending = [(collection, item) for item in items]
+        while pending and count <= maximum:
+            current, data = pending.pop()
+            if not isinstance(data, Mapping):
+                continue
+            for key, value in data.items():
+                relation = current.relations.get(current.by_key.get(key, ""))
+                if relation is None:
+                    continue
+                nested = [
+                    v
+                    for v in (value if isinstance(value, list) else [value])
+                    if isinstance(v, Mapping)
+                ]
+                count += len(nested)
+                pending.extend((relation.target, item) for item in nested)
+    if count > maximum:
+        raise BadRequest(
+            f"A write creates at most {maximum} objects, nested ones included "
+            f"(BACKO_MAX_BATCH={maximum}); this one would create more.",
+            {"setting": "BACKO_MAX_BATCH", "maximum": maximum},
+            code="LIMIT_EXCEEDED",
+        )
+
+
+def _holds(value: Any, id_: int) -> bool:
+    """Whether a relation's ``value`` (an id, or a list) links to object ``id_``."""
+    return value == id_ or (isinstance(value, list) and id_ in value)
 
 
 def _named(collection: Collection, data: dict[str, Any], wanted: dict[str, set[int]]) -> None:

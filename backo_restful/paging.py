@@ -106,8 +106,11 @@ def decode(
             if value is None:
                 typed.append(None)
             elif isinstance(field, ma.DateTime | ma.Date | ma.Time) and isinstance(value, str):
-                # What the cursor holds is what the database stored (naive UTC).
-                typed.append(_TEMPORAL[_kind(field)](value))
+                # What the cursor holds is what the database stored: naive (UTC).
+                moment = _TEMPORAL[_kind(field)](value)
+                if getattr(moment, "tzinfo", None) is not None:
+                    raise ValueError("a cursor holds naive datetimes and times")
+                typed.append(moment)
             else:
                 typed.append(_typed(path, field, value, False, name))
         except (ValueError, BadRequest):

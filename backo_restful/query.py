@@ -874,9 +874,29 @@ def parse_args(
     return result
 
 
+def parse_json(text: str | bytes) -> Any:
+    """``text`` parsed as JSON is defined (RFC 8259): ``NaN``, ``Infinity`` and
+    numbers too large for a float are not JSON, and nothing could send them back.
+
+    :raises ValueError: if ``text`` is not JSON.
+    """
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:30]} is too large a number")
+    return number
+
+
 def _json_filter(value: str) -> Any:
     try:
-        parsed = json.loads(value)
+        parsed = parse_json(value)
     except (ValueError, RecursionError):
         raise _bad(
             "Parameter 'filter' is not valid JSON.", "INVALID_FILTER", parameter="filter"

@@ -156,6 +156,7 @@ class PeeweeStorage:
         self._tables: dict[str, Any] = {}
         self._joins: dict[tuple[str, str], Any] = {}
         self._serializers: dict[str, list[tuple[str, Callable[[Any], Any] | None]]] = {}
+        self._uniques: dict[str, tuple[Collection, str]] = {}
         if self.backend == "sqlite":
             _sqlite_pragmas(db)  # type: ignore[arg-type]
 
@@ -198,6 +199,28 @@ class PeeweeStorage:
             c.name: [(name, _serializer(field)) for name, field in c.scalars.items()]
             for c in model.collections.values()
         }
+        self._uniques = self._unique_keys(model)
+
+    def _unique_keys(self, model: DataModel) -> dict[str, tuple[Collection, str]]:
+        """Each unique index, by every name a database gives it in an error (its
+        name, cut to PostgreSQL's 63 characters, and ``table.column``) -> its
+        collection and field."""
+        keys: dict[str, tuple[Collection, str]] = {}
+        for collection in model.collections.values():
+            table = self.table(collection)
+            for index in table._meta.fields_to_index():
+                columns = [f for f in index._expressions if isinstance(f, peewee.Field)]
+                if not index._unique or len(columns) != 1:
+                    continue
+                (field,) = columns
+                name = _field_name(field.name)
+                for key in (
+                    index._name,
+                    index._name[:63],
+                    f"{table._meta.table_name}.{field.column_name}",
+                ):
+                    keys[key] = (collection, name)
+        return keys
 
     def _build_table(self, base: type[peewee.Model], collection: Collection) -> Any:
         if self.backend == "sqlite":
@@ -571,6 +594,16 @@ class PeeweeStorage:
         if failure is not None or isinstance(exc, peewee.OperationalError):
             return StorageUnavailable(reason)
         if isinstance(exc, peewee.IntegrityError):
+            unique = self._uniques.get(self.dialect.unique_key(exc) or "")
+            if unique is not None:
+                # Another write gave the value first, since the engine checked it.
+                collection, name = unique
+                key = collection.external_name(name)
+                return Conflict(
+                    f"Another {collection.name} already has this {key}: it must be unique.",
+                    {"collection": collection.name, "field": key},
+                    code="UNIQUE_VIOLATION",
+                )
             return Conflict(
                 "The change violates a constraint of the database.", code="CONSTRAINT_VIOLATION"
             )

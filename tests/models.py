@@ -219,3 +219,19 @@ class HotBook(Schema):
 class HotTag(Schema):
     stamp = fields.String()
     books = RefsList("book", reverse="tags")
+
+
+# -- objects linked to themselves, on every kind of relation -----------------------------
+
+selfish = DataModel("selfish")
+
+
+@selfish.collection("node")
+class SelfNode(Schema):
+    name = fields.String()
+    parent = Ref("node", reverse="children")
+    children = RefsList("node", reverse="parent", on_delete=DeleteStrategy.UNLINK_REFERENCED_ITEMS)
+    friends = RefsList("node", reverse="friend_of")
+    friend_of = RefsList("node", reverse="friends")
+    partner = Ref("node", reverse="partner_of")
+    partner_of = Ref("node", reverse="partner")

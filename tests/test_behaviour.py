@@ -751,3 +751,28 @@ def test_a_created_object_answers_as_it_reads_back(make_client: Any) -> None:
     nested = ok(client.post("box", {**data, "shelf": {"name": "new"}}), 201)
     assert nested == ok(client.get("box", nested["id"]))
     assert ok(client.get("shelf", nested["shelf"]))["boxes"] == [nested["id"]]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reverse", "seen"),
+    [
+        ("parent", 1, "children", [1]),
+        ("children", [1], "parent", 1),
+        ("friends", [1], "friend_of", [1]),
+        ("friend_of", [1], "friends", [1]),
+        ("partner", 1, "partner_of", 1),
+        ("partner_of", 1, "partner", 1),
+    ],
+)
+def test_an_object_linked_to_itself(
+    make_client: Any, field: str, value: Any, reverse: str, seen: Any
+) -> None:
+    client = make_client(models.selfish)
+    assert client.post("node", {"name": "n"}).status == 201
+    # A replace resets the relations it does not give, but not the other side of
+    # a link it sets itself.
+    for call in (client.put, client.patch):
+        body = ok(call("node", 1, {"name": "n", field: value}))
+        assert (body[field], body[reverse]) == (value, seen), call
+        ok(client.put("node", 1, {"name": "n"}))
+        assert ok(client.get("node", 1))[field] in (None, [])

@@ -13,8 +13,9 @@ from typing import Any
 
 import peewee
 import pytest
+from marshmallow import fields
 
-from backo_restful import Engine
+from backo_restful import DataModel, Engine, Schema
 from backo_restful.storage import PeeweeStorage
 from tests import models
 from tests.conftest import HttpClient, make_app
@@ -237,3 +238,33 @@ def test_concurrent_puts_create_an_id_once(make_engine: Any) -> None:
         assert statuses == [200] * (threads - 1) + [201], [a.get_json() for a in answers]
         stored = app.test_client().get(f"/jar/{id_}").get_json()
         assert stored["name"] in {answer.get_json()["name"] for answer in answers}
+
+
+catalog = DataModel("catalog")
+
+
+@catalog.collection("item")
+class Item(Schema):
+    sku = fields.String(metadata={"unique": True})
+
+
+def test_concurrent_writes_of_one_unique_value(make_engine: Any) -> None:
+    app = make_app(make_engine(catalog))
+    threads = 8
+    for round_ in range(5):
+        barrier = threading.Barrier(threads)
+
+        def post(barrier: threading.Barrier = barrier, sku: str = f"sku-{round_}") -> Any:
+            http = app.test_client()
+            barrier.wait()
+            return http.post("/item", json={"sku": sku})
+
+        answers = [call.result(timeout=60) for call in [Background(post) for _ in range(threads)]]
+        assert sorted(answer.status_code for answer in answers) == [201] + [409] * (threads - 1)
+        for answer in answers:
+            if answer.status_code == 409:
+                # The engine's check, or the database's index when both passed it:
+                # the same answer, naming the field.
+                error = answer.get_json()["error"]
+                assert error["code"] == "UNIQUE_VIOLATION", error
+                assert error["details"]["field"] == "sku"

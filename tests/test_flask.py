@@ -99,13 +99,23 @@ def test_non_json_body_is_415(client: Any) -> None:
     assert client.get("/jar").get_json() == []
 
 
-@pytest.mark.parametrize("raw", [b"{", b"", b"{'a': 1}", b"\xff\xfe", b"[" * 100_000, b"NaN x"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"", b"{'a': 1}", b"\xff\xfe", b"[" * 100_000, b"NaN x", b'{"name": NaN}',
+     b'{"name": "x", "z": -Infinity}', b'[{"name": 1e999}]'],
+)  # fmt: skip
 def test_malformed_json_is_400(client: Any, raw: bytes) -> None:
     response = client.post("/jar", data=raw, content_type="application/json")
     check_error(response, 400, "INVALID_JSON")
     check_error(
         client.patch("/jar/1", data=raw, content_type="application/json"), 400, "INVALID_JSON"
     )
+
+
+@pytest.mark.parametrize("filter_", ['{"id": NaN}', '{"id": 1e999}', '{"name": Infinity}'])
+def test_a_filter_that_is_not_json_is_400(client: Any, filter_: str) -> None:
+    error = check_error(client.get("/jar", query_string={"filter": filter_}), 400, "INVALID_FILTER")
+    assert "Infinity" not in json.dumps(error) and "NaN" not in json.dumps(error)
 
 
 def test_flat_filters_and_json_filter(client: Any) -> None:
@@ -315,10 +325,22 @@ def test_a_batch_over_the_limit_is_400(make_engine: Any) -> None:
     client = make_app(engine, BACKO_MAX_BATCH=3).test_client()
     assert post(client, "/jar", [{}, {}, {}]).status_code == 201
     error = check_error(post(client, "/jar", [{}, {}, {}, {}]), 400, "LIMIT_EXCEEDED")
-    assert error["details"] == {"setting": "BACKO_MAX_BATCH", "maximum": 3, "count": 4}
+    assert error["details"] == {"setting": "BACKO_MAX_BATCH", "maximum": 3}
+    # Nested objects count too, in every write.
+    check_error(post(client, "/jar", {"cookies": [{"type": "a"}] * 3}), 400, "LIMIT_EXCEEDED")
+    assert post(client, "/jar", {"cookies": [{"type": "a"}] * 2}).status_code == 201
+    cookies = {"cookies": [{"type": "a"}] * 4}
+    for method in ("PUT", "PATCH"):
+        response = client.open("/jar/1", method=method, json=cookies)
+        check_error(response, 400, "LIMIT_EXCEEDED")
+    assert client.patch("/jar/1", json={"cookies": [{"type": "b"}] * 3}).status_code == 200
     assert basic.post("jar", [{}] * 1001, engine=engine)[1] == 400  # the default: 1000
     assert basic.post("jar", [{}] * 4, engine=engine, max_batch=4)[1] == 201
-    assert len(engine.get("jar")[0]) == 7
+    assert (
+        basic.put("jar", 1, {"cookies": [{"type": "c"}] * 2}, engine=engine, max_batch=2)[1] == 400
+    )
+    assert len(engine.get("jar")[0]) == 8
+    assert len(engine.get("cookie")[0]) == 5
 
 
 @pytest.mark.parametrize("status", [413, 414, 431])

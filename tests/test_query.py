@@ -448,6 +448,7 @@ def test_foreign_keys_and_asked_fields_are_indexed(make_engine: Any, database: A
 
 def test_cursor_on_aware_datetimes_and_tampered_values(make_engine: Any) -> None:
     from backo_restful.paging import encode
+    from backo_restful.query import parse_sort
 
     dm = DataModel("events")
 
@@ -465,6 +466,12 @@ def test_cursor_on_aware_datetimes_and_tampered_values(make_engine: Any) -> None
     tampered = encode(dm.object("event"), [], ["abc"])  # a well-signed cursor, bad value
     response = client.get(f"/event?after={tampered}")
     assert response.get_json()["error"]["code"] == "INVALID_CURSOR"
+    keys = parse_sort(dm.object("event"), ["starts"])
+    for forged in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-05:00", "10:00:00+01:00"):
+        cursor = encode(dm.object("event"), keys, [forged, 1])  # aware: never stored so
+        response = client.get(f"/event?sort=starts&after={cursor}")
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json()["error"]["code"] == "INVALID_CURSOR"
 
 
 def test_links_keep_the_application_root(make_engine: Any) -> None:

@@ -25,7 +25,8 @@ DEFAULT_MAX_DEPTH = 5
 DEFAULT_MAX_LIMIT = 1000
 #: The most objects and ids one response of this layer may show (``BACKO_MAX_OBJECTS``).
 DEFAULT_MAX_OBJECTS = 10_000
-#: The most objects one ``post`` of this layer may create from a list (``BACKO_MAX_BATCH``).
+#: The most objects one write of this layer may create, nested ones included
+#: (``BACKO_MAX_BATCH``).
 DEFAULT_MAX_BATCH = 1000
 
 
@@ -133,7 +134,7 @@ def post(
     engine: Engine | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Response:
-    """:meth:`Engine.post`, taking lists of at most ``max_batch`` objects."""
+    """:meth:`Engine.post`, creating at most ``max_batch`` objects (nested ones included)."""
     return _call(engine, "post", name, data, auth=auth, max_batch=max_batch)
 
 
@@ -144,9 +145,10 @@ def put(
     *,
     auth: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Response:
-    """:meth:`Engine.put`."""
-    return _call(engine, "put", name, id_, data, auth=auth)
+    """:meth:`Engine.put`, creating at most ``max_batch`` objects (nested ones included)."""
+    return _call(engine, "put", name, id_, data, auth=auth, max_batch=max_batch)
 
 
 def patch(
@@ -156,9 +158,10 @@ def patch(
     *,
     auth: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Response:
-    """:meth:`Engine.patch`."""
-    return _call(engine, "patch", name, id_, data, auth=auth)
+    """:meth:`Engine.patch`, creating at most ``max_batch`` nested objects."""
+    return _call(engine, "patch", name, id_, data, auth=auth, max_batch=max_batch)
 
 
 def delete(

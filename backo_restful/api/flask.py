@@ -36,7 +36,7 @@ from ..exceptions import (
     UnsupportedMediaType,
 )
 from ..model import Collection
-from ..query import parse_args
+from ..query import parse_args, parse_json
 from . import basic
 
 #: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
@@ -301,9 +301,15 @@ class Resource(flask_restful.Resource):
         auth = self._allowed("update", "create") if method == "PUT" else self._allowed("update")
         self._no_query_parameters()
         call = basic.put if method == "PUT" else basic.patch
-        data = _json_body(self._settings()["BACKO_MAX_BODY"])
+        settings = self._settings()
+        data = _json_body(settings["BACKO_MAX_BODY"])
         body, status, headers = call(
-            self._collection().name, id_, data, engine=self.engine, auth=auth
+            self._collection().name,
+            id_,
+            data,
+            engine=self.engine,
+            auth=auth,
+            max_batch=settings["BACKO_MAX_BATCH"],
         )
         if status == 201 and isinstance(body, dict):
             headers["Location"] = self._location(body["id"])
@@ -339,6 +345,6 @@ def _json_body(max_body: int) -> Any:
     else:
         raw = request.get_data(cache=True)
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except (ValueError, RecursionError):
         raise BadRequest("The request body is not valid JSON.", code="INVALID_JSON") from None
