@@ -768,34 +768,31 @@ class Engine:
                 return links, counts
             targets = self.storage.fetch(target, wanted, limit=budget.room(), scope=scope)
             objects, sizes = self._expand(target, targets, depth - 1, budget, selection)
-            shown = _by_id(targets, objects)
-            size = _by_id(targets, sizes)
-            values = {owner: shown.get(value) for owner, value in links.items()}
-            return values, {owner: size.get(value, 0) for owner, value in links.items()}
+            expanded, weight = _by_id(targets, objects), _by_id(targets, sizes)
+            values = {owner: expanded.get(value) for owner, value in links.items()}
+            return values, {owner: weight.get(value, 0) for owner, value in links.items()}
         # Read at most one link more than the budget: enough to know it is exceeded.
         triples = self.storage.links(
             relation, ids, with_rows=depth > 1, limit=budget.room(), scope=scope
         )
-        if depth > 1:
+        if depth == 1:
+            budget.take(len(triples))
+            shown: dict[int, Any] = {rid: rid for _, rid, _ in triples}
+            size = dict.fromkeys(shown, 1)
+        else:
             unique = [row for row in {rid: row for _, rid, row in triples}.values() if row]
             objects, sizes = self._expand(target, unique, depth - 1, budget, selection)
             shown, size = _by_id(unique, objects), _by_id(unique, sizes)
-        else:
-            budget.take(len(triples))
-            shown = {rid: rid for _, rid, _ in triples}
-            size = dict.fromkeys(shown, 1)
+        related: dict[int, Any]
+        related = {id_: [] for id_ in ids} if relation.multi else dict.fromkeys(ids)
         counts = dict.fromkeys(ids, 0)
         for owner, rid, _ in triples:
+            if relation.multi:
+                related[owner].append(shown[rid])
+            else:
+                related[owner] = shown[rid]
             counts[owner] += size[rid]
-        if relation.multi:
-            many: dict[int, Any] = {id_: [] for id_ in ids}
-            for owner, rid, _ in triples:
-                many[owner].append(shown[rid])
-            return many, counts
-        one: dict[int, Any] = dict.fromkeys(ids)
-        for owner, rid, _ in triples:
-            one[owner] = shown[rid]
-        return one, counts
+        return related, counts
 
     # -- writing -----------------------------------------------------------------
 
