@@ -1249,15 +1249,7 @@ class Engine:
                         raise self._refused(current, ids, relation, linked, "REQUIRED_RELATION")
                     unlinks.append((relation.reverse, linked))
                 losing.append((relation.target, linked))
-        for back, ids in unlinks:
-            survivors = ids - doomed.get(back.collection.name, set())
-            if survivors:
-                # Where they still point at a deleted object: one may have moved on.
-                doomed_targets = doomed.get(back.target.name, set())
-                self.storage.set_link(back, survivors, None, linked_to=doomed_targets)
-        # A delete takes its links with it; the objects left record the change.
-        for target, ids in losing:
-            self._touch(target, ids - doomed.get(target.name, set()))
+        self._leave_behind(doomed, unlinks, losing)
         for name, ids in doomed.items():
             if not ids:
                 continue
@@ -1273,6 +1265,24 @@ class Engine:
         for name in self._delete_order:
             if doomed.get(name):
                 self.storage.delete(self.model.collections[name], doomed[name])
+
+    def _leave_behind(
+        self,
+        doomed: dict[str, set[int]],
+        unlinks: list[tuple[RelationInfo, set[int]]],
+        losing: list[tuple[Collection, set[int]]],
+    ) -> None:
+        """Unlink the objects a delete leaves (``unlinks``: their keys to deleted
+        objects), and record in the audit fields of those that lose a link
+        (``losing``) that it changed them."""
+        for back, ids in unlinks:
+            survivors = ids - doomed.get(back.collection.name, set())
+            if survivors:
+                # Where they still point at a deleted object: one may have moved on.
+                doomed_targets = doomed.get(back.target.name, set())
+                self.storage.set_link(back, survivors, None, linked_to=doomed_targets)
+        for target, ids in losing:
+            self._touch(target, ids - doomed.get(target.name, set()))
 
     def _may_change(
         self, collection: Collection, ids: Iterable[int], action: str, field: str | None = None
