@@ -71,7 +71,8 @@ class Dialect:
         return None
 
     def primary_key_clash(self, error: BaseException, table: str) -> bool:
-        """Whether ``error`` is an insert into ``table`` at an id that exists."""
+        """Whether ``error`` is an insert into ``table`` at an id that exists
+        (never on SQLite, whose writers run one at a time)."""
         return False
 
     def unique_key(self, error: BaseException) -> str | None:
@@ -121,10 +122,6 @@ class SqliteDialect(Dialect):
         if isinstance(original, sqlite3.OperationalError) and str(original) == "interrupted":
             return Failure.TIMEOUT
         return None
-
-    def primary_key_clash(self, error: BaseException, table: str) -> bool:
-        # SQLite serializes writers: a PUT never races another to create an id.
-        return False
 
     def unique_key(self, error: BaseException) -> str | None:
         message = str(driver_error(error))
