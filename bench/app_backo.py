@@ -2,7 +2,7 @@
 
 Serve it with ``BENCH_DB=/path/to/bench.db gunicorn --chdir bench app_backo:app``;
 ``bench/run.py`` does that for you. The same model builds the tables that
-``bench/seed.py`` fills, so both apps of the benchmark read the same layout.
+``bench/seed.py`` fills, so every app of the benchmark reads the same layout.
 """
 
 from __future__ import annotations

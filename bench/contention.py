@@ -87,7 +87,14 @@ def make_app() -> Any:
         stamp = fields.String()
         books = RefsList("book", reverse="tags")
 
-    engine = Engine(dm, PeeweeStorage(os.environ["BENCH_CONTENTION_URL"]))
+    url = os.environ["BENCH_CONTENTION_URL"]
+    if os.environ.get("BENCH_CONTENTION_NO_POOL"):
+        from playhouse.db_url import connect
+
+        engine = Engine(dm, PeeweeStorage(connect(url)))  # a connection per call
+    else:
+        engine = Engine(dm, PeeweeStorage(url))  # a pool per worker
+
     app = Flask("contention")
     api = Api(app, engine=engine)
     for name in dm.collections:
@@ -99,7 +106,7 @@ def make_app() -> Any:
 # -- the database ----------------------------------------------------------------------
 
 
-def fresh_database(backend: str, workdir: str, pool: bool) -> str:
+def fresh_database(backend: str, workdir: str) -> str:
     """Create an empty database; return the URL the app uses."""
     if backend == "sqlite":
         return f"sqlite:///{os.path.join(workdir, 'contention.db')}"
@@ -120,9 +127,7 @@ def fresh_database(backend: str, workdir: str, pool: bool) -> str:
             cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
             cursor.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
         admin.close()
-    scheme, rest = SERVERS[backend].split("://", 1)
-    scheme = f"{scheme}+pool" if pool else scheme
-    return f"{scheme}://{rest}/{DATABASE}"
+    return f"{SERVERS[backend]}/{DATABASE}"
 
 
 def deadlocks(backend: str) -> int | None:
@@ -330,7 +335,9 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="backo-contention-")
-    url = fresh_database(args.backend, workdir, pool=not args.no_pool)
+    url = fresh_database(args.backend, workdir)
+    if args.no_pool:
+        os.environ["BENCH_CONTENTION_NO_POOL"] = "1"
     process, port = start_server(url, args.workers, workdir)
     try:
         seed(Client(port))

@@ -1,14 +1,14 @@
 """Where a scenario's time goes, in-process (no HTTP): timings and a cProfile listing.
 
-    python bench/hotspots.py S3                 # both apps timed, then backo profiled
-    python bench/hotspots.py S2 --requests 2000 --top 30 --app reference
+    python bench/hotspots.py S3                 # the three apps timed, then backo profiled
+    python bench/hotspots.py S2 --requests 2000 --top 30 --app minimal
 
-Both apps answer through their Flask test client, each on its own copy of the
-same seeded database (``--books``, default 10 000). First each app's time per
-request is measured (CPU time, best of 7 interleaved batches); then ``--app`` (default backo) runs
-under cProfile, and the functions with the most own time are listed, followed by
-the time spent under a few groups of functions (SQL execution, query building,
-serialisation ...).
+The three apps (backo, minimal, reference) answer through their Flask test client,
+each on its own copy of the same seeded database (``--books``, default 10 000).
+First each app's time per request is measured (CPU time, best of 7 interleaved
+batches); then ``--app`` (default backo) runs under cProfile, and the functions
+with the most own time are listed, followed by the time spent under a few groups
+of functions (SQL execution, query building, serialisation ...).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ GROUPS = [
 
 
 _PACKAGES = ("backo_restful", "peewee", "playhouse", "flask_restful", "flask", "werkzeug",
-             "marshmallow", "json", "app_reference", "app_backo")  # fmt: skip
+             "marshmallow", "json", "app_reference", "app_minimal", "app_backo")  # fmt: skip
 
 
 def _package(file: str, name: str) -> str:
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data, paths = run.make_copies(workdir, args.books, ["probe", *run.APPS])
         features = run.probe_backo(paths["probe"])
-        clients = run.in_process_apps(paths, features)
+        clients = run.in_process_apps(paths, features, trace=False)
         for client in clients.values():  # warm up
             rng = random.Random("warm")
             for _ in range(20):
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for app, micros in timings.items():
             print(f"  {app:9} {micros:8.0f} µs CPU/request")
-        print(f"  backo/reference time: {timings['backo'] / timings['reference']:.2f}")
+        for other in ("minimal", "reference"):
+            print(f"  backo/{other} time: {timings['backo'] / timings[other]:.2f}")
 
         profiler = cProfile.Profile()
         client = clients[args.app]
