@@ -79,6 +79,10 @@ class Dialect:
         """The unique index (its name, or ``table.column``) ``error`` violates."""
         return None
 
+    def missing_reference(self, error: BaseException) -> bool:
+        """Whether ``error`` is a foreign key refusing a row that links to none."""
+        return False
+
     def start_time_limit(self, seconds: float) -> None:
         """Bound the time of each statement until :meth:`end_time_limit`."""
 
@@ -127,6 +131,9 @@ class SqliteDialect(Dialect):
         message = str(driver_error(error))
         prefix = "UNIQUE constraint failed: "
         return message[len(prefix) :] if message.startswith(prefix) else None
+
+    def missing_reference(self, error: BaseException) -> bool:
+        return str(driver_error(error)) == "FOREIGN KEY constraint failed"
 
     def start_time_limit(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -192,6 +199,9 @@ class PostgresqlDialect(Dialect):
         if getattr(original, "pgcode", None) != "23505":
             return None
         return getattr(getattr(original, "diag", None), "constraint_name", None)
+
+    def missing_reference(self, error: BaseException) -> bool:
+        return getattr(driver_error(error), "pgcode", None) == "23503"
 
     def start_time_limit(self, seconds: float) -> None:
         self.db.execute_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
@@ -262,6 +272,10 @@ class MysqlDialect(Dialect):
             return None
         found = re.search(r"for key '([^']+)'$", str(original.args[-1]))
         return found.group(1).rsplit(".", 1)[-1] if found else None  # MySQL 8: table.key
+
+    def missing_reference(self, error: BaseException) -> bool:
+        original = driver_error(error)
+        return bool(original.args) and original.args[0] == 1452  # no parent row
 
     @functools.cached_property
     def mariadb(self) -> bool:

@@ -31,8 +31,10 @@ from .exceptions import (
     BackoError,
     BadRequest,
     Conflict,
+    ConnectionLost,
     Forbidden,
     NotFound,
+    ReferenceViolation,
     StorageConflict,
     ValidationFailed,
 )
@@ -189,8 +191,11 @@ class Engine:
         selection = parse_fields(collection, fields, hidden=hidden)
         id_ = self._id(collection, id_)
         scope, scopes = _scopes(collection)
-        budget = _Budget(None if max_objects is None else check_count("max_objects", max_objects))
-        with self.storage.transaction(write=False):
+        if max_objects is not None:
+            max_objects = check_count("max_objects", max_objects)
+
+        def work() -> tuple[Any, int]:
+            budget = _Budget(max_objects)
             if where is None and scope is None:
                 row = self.storage.fetch_one(collection, id_)
                 rows = [] if row is None else [row]
@@ -201,6 +206,8 @@ class Engine:
             if not rows:
                 raise NotFound(collection.name, id_)
             return self._render(collection, rows, depth, budget, selection)[0], 200
+
+        return self._read(work, snapshot=self._reads_more(collection, depth, selection))
 
     @_with_auth
     def page(
@@ -273,8 +280,11 @@ class Engine:
                     code="INVALID_CURSOR",
                 )  # fmt: skip
         reverse = before is not None
-        budget = _Budget(None if max_objects is None else check_count("max_objects", max_objects))
-        with self.storage.transaction(write=False):
+        if max_objects is not None:
+            max_objects = check_count("max_objects", max_objects)
+
+        def work() -> tuple[list[Any], bool, list[Any], int | None, str | None]:
+            budget = _Budget(max_objects)  # each attempt counts from zero
             rows = self.storage.select(
                 collection, where, keys, None if limit is None else limit + 1, offset,
                 after=position, reverse=reverse, scope=scope, scopes=scopes,
@@ -283,8 +293,18 @@ class Engine:
             rows = rows[:limit] if limit is not None else rows
             if reverse:
                 rows.reverse()
-            total, method = self._total(collection, where, count, count_limit, scope, scopes)
+            total: int | None
+            method: str | None
+            if count != "none" and position is None and not more and (rows or not offset):
+                # The page holds every match from the first (or the last) one on.
+                total, method = (offset or 0) + len(rows), "exact"
+            else:
+                total, method = self._total(collection, where, count, count_limit, scope, scopes)
             items = self._render(collection, rows, depth, budget, selection)
+            return rows, more, items, total, method
+
+        snapshot = count != "none" or self._reads_more(collection, depth, selection)
+        rows, more, items, total, method = self._read(work, snapshot=snapshot)
         if before is not None:
             has_previous, has_next = more, before != paging.END
         else:
@@ -376,18 +396,55 @@ class Engine:
         _check_batch(collection, data if many else [data], max_batch)
         loaded = self._load_many(collection, data) if many else [self._load(collection, data)]
 
-        def work() -> list[Any]:
-            self._lock_plan(collection, None, loaded)
+        def work(trusted: bool) -> list[Any]:
             if not many:
-                new_id, row = self._create_row(collection, loaded[0], returning=True)
+                if not trusted:
+                    self._lock_plan(collection, None, loaded)
+                new_id, row = self._create_row(
+                    collection, loaded[0], returning=True, check_links=not trusted
+                )
                 if row is not None:
                     return self._render(collection, [row], 1, _Budget(None))
                 return self._reread(collection, [new_id])
+            self._lock_plan(collection, None, loaded)
             ids = [self._create(collection, item) for item in loaded]
             return self._reread(collection, ids)
 
-        rendered = self._write(work)
+        trusted = not many and self._foreign_keys_check(collection, loaded[0])
+        try:
+            rendered = self._write(lambda: work(trusted))
+        except ReferenceViolation:
+            if not trusted:
+                raise
+            # Again, checking each link, to name the object that is missing.
+            rendered = self._write(lambda: work(False))
         return (rendered if many else rendered[0]), 201
+
+    def _foreign_keys_check(self, collection: Collection, data: dict[str, Any]) -> bool:
+        """Whether creating ``data`` may leave the check of its links to the
+        database's foreign keys, without reading the objects it links to first.
+
+        So it may when ``data`` only sets links stored in its own row, to objects
+        that any number of others may link to, which the caller may all see, and
+        the database enforces those keys. Where writes lock rows, one link at
+        most: the foreign key then locks one row, which cannot deadlock.
+        """
+        access = _ACCESS.get()
+        named = 0
+        for relation in collection.relations.values():
+            value = data.get(relation.name)
+            if value is None:
+                continue
+            if (
+                relation.storage != "fk_here"
+                or not relation.reverse.multi
+                or isinstance(value, NewObject)
+                or not self.storage.enforces(relation)
+                or (access is not None and access.scope(relation.target) is not None)
+            ):
+                return False
+            named += 1
+        return named <= 1 or not self.storage.row_locks
 
     @_with_auth
     def put(
@@ -550,6 +607,34 @@ class Engine:
             raise ValidationFailed(errors, f"Invalid objects at index {', '.join(errors)}.")
         return loaded
 
+    def _read(self, work: Callable[[], _T], *, snapshot: bool) -> _T:
+        """Run ``work`` in a read transaction (``snapshot``: False for a read of
+        one statement, which needs none); again, once, on a new connection if
+        the database lost this one."""
+        try:
+            with self.storage.transaction(write=False, snapshot=snapshot):
+                return work()
+        except ConnectionLost:
+            if self.storage.db.in_transaction():
+                raise  # the caller's transaction is lost with it
+        with self.storage.transaction(write=False, snapshot=snapshot):
+            return work()
+
+    def _reads_more(self, collection: Collection, depth: int, selection: Selection | None) -> bool:
+        """Whether showing objects of ``collection`` at ``depth`` reads more than
+        their rows (related objects, links stored elsewhere, scopes)."""
+        if depth == 0:
+            return False
+        access = _ACCESS.get()
+        for relation in collection.relations.values():
+            if selection is not None and relation.name not in selection:
+                continue
+            if depth > 1 or relation.storage != "fk_here":
+                return True
+            if access is not None and access.scope(relation.target) is not None:
+                return True
+        return False
+
     def _write(self, work: Callable[[], _T]) -> _T:
         """Run ``work`` in a write transaction, again if the database aborted it.
 
@@ -697,6 +782,8 @@ class Engine:
                 related[relation.name] = self._related(
                     relation, owners, owner_ids, depth, budget, inner
                 )
+        if not checks:
+            return self._assemble(rows, ids, plan, related)
         result = []
         sizes = []
         for row in rows:
@@ -717,6 +804,32 @@ class Engine:
             result.append(obj)
             sizes.append(size)
         return result, sizes
+
+    @staticmethod
+    def _assemble(
+        rows: list[dict[str, Any]],
+        ids: list[int],
+        plan: list[tuple[str, str, Any]],
+        related: dict[str, tuple[dict[int, Any], dict[int, int]]],
+    ) -> tuple[list[Any], list[int]]:
+        """:meth:`_expand`'s objects when every object shows the same fields:
+        built column by column."""
+        keys = ["id"]
+        columns: list[list[Any]] = [ids]
+        sizes = [1] * len(rows)
+        for key, name, serialize in plan:
+            keys.append(key)
+            if serialize is _RELATION:
+                values, counts = related[name]
+                columns.append([values[id_] for id_ in ids])
+                sizes = [size + counts.get(id_, 0) for size, id_ in zip(sizes, ids, strict=True)]
+            elif serialize is None:
+                columns.append([row[name] for row in rows])
+            else:
+                columns.append([serialize(row[name]) for row in rows])
+        return [
+            dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)
+        ], sizes
 
     def _layout(self, collection: Collection) -> list[tuple[str, str, Any]]:
         """``(output key, field name, serializer)`` of each shown field, in order.
@@ -815,10 +928,14 @@ class Engine:
         id_: int | None = None,
         link: tuple[str, Any] | None = None,
         returning: bool = False,
+        check_links: bool = True,
     ) -> tuple[int, dict[str, Any] | None]:
         """:meth:`_create`, giving back the row as written when ``returning`` asks
         and nothing is written after the INSERT (no relation stored elsewhere is
-        set): the row the INSERT returns is then the one a read would find."""
+        set): the row the INSERT returns is then the one a read would find.
+
+        ``check_links=False`` leaves the check that linked objects exist to the
+        database's foreign keys (see :meth:`_foreign_keys_check`)."""
         access = _ACCESS.get()
         server: dict[str, Any] = {}
         if access is not None and not unguarded(collection):
@@ -841,7 +958,10 @@ class Engine:
                 continue
             elif relation.storage == "fk_here":
                 value = data[relation.name]
-                values[relation.name] = self._target_for(relation, value, None)
+                if check_links or value is None:
+                    values[relation.name] = self._target_for(relation, value, None)
+                else:
+                    values[relation.name] = value
                 if isinstance(value, NewObject):
                     fresh.add(values[relation.name])
             else:

@@ -93,6 +93,14 @@ class StorageUnavailable(StorageError):
         return "The database is unavailable: try again shortly."
 
 
+class ConnectionLost(StorageUnavailable):
+    """The connection to the database was lost during the call (the server
+    restarted, a proxy or an operator ended the session).
+
+    The connection is discarded; the engine reads again once on a new one.
+    """
+
+
 class StorageConflict(StorageUnavailable):
     """The database aborted the transaction to resolve a conflict with another one.
 
@@ -265,6 +273,21 @@ class Conflict(ClientError):
 
     def default_message(self) -> str:
         return "The request conflicts with the current state of the data."
+
+
+class ReferenceViolation(Conflict):
+    """The database's foreign key refused a row linking to an object that does
+    not exist.
+
+    The engine lets the foreign key check the links of a simple create, and
+    runs it again checking each link itself when this is raised, to name the
+    missing object (:class:`NotFound`).
+    """
+
+    code = "CONSTRAINT_VIOLATION"
+
+    def default_message(self) -> str:
+        return "The change violates a constraint of the database."
 
 
 class ValidationFailed(ClientError):

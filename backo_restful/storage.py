@@ -22,14 +22,22 @@ from typing import Any
 import peewee
 from marshmallow import fields as ma
 from playhouse.db_url import connect as connect_url
-from playhouse.pool import PooledDatabase
+from playhouse.db_url import parse as parse_url
+from playhouse.pool import (
+    MaxConnectionsExceeded,
+    PooledDatabase,
+    PooledMySQLDatabase,
+    PooledPostgresqlDatabase,
+)
 
 from .dialects import Failure, dialect_of
 from .exceptions import (
     BadRequest,
     Conflict,
+    ConnectionLost,
     DeclarationError,
     PatternTooSlow,
+    ReferenceViolation,
     StorageConflict,
     StorageError,
     StorageUnavailable,
@@ -45,6 +53,10 @@ Scopes = Mapping[str, Node]
 CHUNK = 5000
 #: Seconds a statement filtering with ``$re`` may run (``pattern_timeout``).
 PATTERN_TIMEOUT = 1.0
+#: The pool a PostgreSQL or MariaDB/MySQL URL gets, unless its query string says
+#: otherwise: at most 20 connections per process, each replaced after 5 minutes,
+#: and a call waits up to 10 s for a free one before it fails (503).
+POOL_SETTINGS = {"max_connections": 20, "stale_timeout": 300, "timeout": 10}
 
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
@@ -98,7 +110,7 @@ class _Transaction:
     (``ordered``: later locks do not wait), whether a statement filters with a
     pattern, and whether the time limit of patterns is on."""
 
-    __slots__ = ("expected", "held", "limited", "ordered", "patterns", "peewee")
+    __slots__ = ("expected", "filtered", "held", "limited", "ordered", "patterns", "peewee")
 
     def __init__(self, peewee_transaction: Any = None) -> None:
         self.peewee = peewee_transaction
@@ -109,6 +121,9 @@ class _Transaction:
         self.ordered = False
         self.patterns = False
         self.limited = False
+        #: The last filter written as SQL: what it was made of (compared by
+        #: identity), and its SQL, parameters and whether it has patterns.
+        self.filtered: tuple[Any, tuple[str, list[Any], bool]] | None = None
 
 
 class PeeweeStorage:
@@ -118,10 +133,19 @@ class PeeweeStorage:
         ``postgresql://user@host/db``, ``mysql://user@host/db``).
     :param pattern_timeout: the seconds a statement that filters with ``$re``
         may run before it is stopped (:class:`PatternTooSlow`).
+    :param persistent: keep each thread's connection open from one call to the
+        next, instead of opening and closing one per call. The default: yes for
+        a SQLite file given by URL, no for a ``Database`` given (used as given).
+        A PostgreSQL or MariaDB/MySQL URL gives a pooled database, whose
+        connections go back to their pool after each call.
     """
 
     def __init__(
-        self, db: peewee.Database | str, *, pattern_timeout: float = PATTERN_TIMEOUT
+        self,
+        db: peewee.Database | str,
+        *,
+        pattern_timeout: float = PATTERN_TIMEOUT,
+        persistent: bool | None = None,
     ) -> None:
         from_url = isinstance(db, str)
         if isinstance(db, str):
@@ -130,12 +154,27 @@ class PeeweeStorage:
             raise TypeError("PeeweeStorage takes a peewee Database or a database URL")
         if not pattern_timeout > 0:
             raise DeclarationError("pattern_timeout must be a number of seconds above 0")
+        pooled = isinstance(db, PooledDatabase)
+        if persistent and pooled:
+            raise DeclarationError(
+                "a pooled database gives its connections back to the pool after each "
+                "call: persistent=True does not apply to it"
+            )
         self.db = db
         self.dialect = dialect_of(db)
         self.backend = self.dialect.name
         self.pattern_timeout = float(pattern_timeout)
         self._memory = self.backend == "sqlite" and db.database in ("", ":memory:")
+        #: Keep each thread's connection open between calls.
+        self._keep = self._memory or (
+            persistent if persistent is not None else from_url and not pooled
+        )
         self._fetch_one_plans: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
+        #: SQL built once per collection: the head of its selects, of its counts.
+        self._select_heads: dict[str, str] = {}
+        self._count_heads: dict[str, tuple[str, str]] = {}
+        #: (collection, kind, columns) -> SQL of its INSERT or UPDATE ... RETURNING.
+        self._write_plans: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[Any]]] = {}
         # INSERT ... RETURNING gives a written row back in the same statement.
         self._returning = self.dialect.returning
         #: What the transaction of each thread holds (see :meth:`transaction`).
@@ -157,6 +196,8 @@ class PeeweeStorage:
         self._joins: dict[tuple[str, str], Any] = {}
         self._serializers: dict[str, list[tuple[str, Callable[[Any], Any] | None]]] = {}
         self._uniques: dict[str, tuple[Collection, str]] = {}
+        #: (table, column) of the foreign keys the database enforces.
+        self._enforced: set[tuple[str, str]] = set()
         if self.backend == "sqlite":
             _sqlite_pragmas(db)  # type: ignore[arg-type]
 
@@ -386,7 +427,32 @@ class PeeweeStorage:
                     for table in created:
                         for field in table._meta.refs:
                             table._schema.create_foreign_key(field)
+                self._enforced = self._foreign_keys([m for m in models if m not in created])
+                for table in created:
+                    for field in table._meta.refs:
+                        self._enforced.add((table._meta.table_name, field.column_name))
             self._tables_ready = True
+
+    def _foreign_keys(self, tables: list[Any]) -> set[tuple[str, str]]:
+        """``(table, column)`` of the foreign keys the database enforces on
+        ``tables`` (which it made before this storage)."""
+        enforced = set()
+        for table in tables:
+            name = table._meta.table_name
+            targets = {field.column_name: field.rel_model for field in table._meta.refs}
+            for key in self.db.get_foreign_keys(name):
+                target = targets.get(key.column)
+                if target is not None and key.dest_table == target._meta.table_name:
+                    enforced.add((name, key.column))
+        return enforced
+
+    def enforces(self, relation: RelationInfo) -> bool:
+        """Whether the database's foreign key checks the links of ``relation``
+        (an ``fk_here`` relation): a row cannot link to an object that does not
+        exist."""
+        table = self.table(relation.collection)
+        column = self.column(relation.collection, relation.name).column_name
+        return (table._meta.table_name, column) in self._enforced
 
     def drop_tables(self) -> None:
         """Drop every table of the model (for tests and scripts)."""
@@ -410,27 +476,58 @@ class PeeweeStorage:
 
     @contextmanager
     def _connection(self) -> Iterator[None]:
-        opened = self.db.is_closed()
-        if opened:
-            self.db.connect()
+        opened = self._connect()
         try:
             yield
         finally:
-            if opened and not self._memory:
+            if opened and not self._keep:
                 self.db.close()
 
+    def _connect(self) -> bool:
+        """Give this thread a connection if it has none; True if it opened one.
+
+        :raises StorageUnavailable: if a pool has no connection free in time.
+        """
+        if not self.db.is_closed():
+            return False
+        try:
+            self.db.connect()
+        except MaxConnectionsExceeded as exc:
+            raise StorageUnavailable(
+                message="Every connection to the database is in use: try again shortly."
+            ) from exc
+        return True
+
+    def close(self) -> None:
+        """Close the connection this thread keeps, and the idle ones of a pool.
+
+        The next call opens a new one. For the end of a script, a test, or a
+        worker process; a server never needs it.
+        """
+        if self._memory:
+            return
+        with self._translated():
+            if not self.db.is_closed():
+                self.db.close()
+            if isinstance(self.db, PooledDatabase):
+                self.db.close_idle()
+
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[None]:
+    def transaction(self, *, write: bool, snapshot: bool = True) -> Iterator[None]:
         """Run the enclosed calls in one transaction; roll back on any exception.
 
         A database error leaves as a :class:`~backo_restful.exceptions.BackoError`.
         A connection lost anywhere (at the start, in a statement, at the commit or
         the rollback) is discarded, a pooled one too, and the call fails with
-        :class:`StorageUnavailable`; the next call gets a new connection. A call
+        :class:`ConnectionLost`; the next call gets a new connection. A call
         made while this thread's transaction is open joins it.
 
         On SQLite a write transaction takes the write lock when it begins, so
         concurrent writers queue instead of failing.
+
+        :param snapshot: for a read (``write=False``): False when it runs one
+            statement, which sees one consistent state of the database on its
+            own: no ``BEGIN`` and ``COMMIT`` are sent around it.
         """
         with self._translated():
             self._ensure_tables()
@@ -443,7 +540,7 @@ class PeeweeStorage:
             serial.acquire()
         try:
             with self._translated():
-                opened = self._begin(write)
+                opened = self._begin(write, snapshot or write)
             try:
                 yield
             except BaseException as exc:
@@ -452,7 +549,7 @@ class PeeweeStorage:
                 self._commit()
             finally:
                 self._local.transaction = None
-                if opened and not self._memory:
+                if opened and not self._keep:
                     self._close()
         finally:
             if serial is not None:
@@ -483,11 +580,14 @@ class PeeweeStorage:
             if own:
                 self._local.transaction = None
 
-    def _begin(self, write: bool) -> bool:
-        """Begin this thread's transaction; True if it opened the connection."""
-        opened = self.db.is_closed()
-        if opened:
-            self.db.connect()
+    def _begin(self, write: bool, snapshot: bool) -> bool:
+        """Begin this thread's transaction (only take a connection when not
+        ``snapshot``); True if it opened the connection."""
+        opened = self._connect()
+        _functions.too_costly = False
+        if not snapshot:
+            self._local.transaction = _Transaction()
+            return opened
         args = self.dialect.begin_args(write)
         try:
             try:
@@ -498,18 +598,19 @@ class PeeweeStorage:
                 # A connection that died while it waited (the server restarted, a
                 # proxy dropped it): nothing was done on it yet, so take a new one.
                 self._discard()
-                opened = True
-                self.db.connect()
+                opened = self._connect()
                 self.db.begin(*args)
         except BaseException:
-            if opened and not self._memory:
+            if opened and not self._keep:
                 self._close()
             raise
+        self._local.transaction = _Transaction(self._push_transaction())
+        return opened
+
+    def _push_transaction(self) -> Any:
         transaction = self.db.transaction()
         self.db.push_transaction(transaction)
-        _functions.too_costly = False
-        self._local.transaction = _Transaction(transaction)
-        return opened
+        return transaction
 
     def _state(self) -> _Transaction:
         """What this thread's transaction holds (a throwaway outside of one)."""
@@ -517,10 +618,13 @@ class PeeweeStorage:
         return _Transaction() if state is None else state
 
     def _commit(self) -> None:
+        state = self._state()
+        if state.peewee is None:  # one statement, committed on its own
+            return
         self.db.pop_transaction()
         try:
             self._end_time_limit(closing=True)
-            self._state().peewee.commit(begin=False)  # with peewee's after_commit callbacks
+            state.peewee.commit(begin=False)  # with peewee's after_commit callbacks
         except BaseException as exc:
             error = self._translate(exc)
             self._rollback(exc)
@@ -528,9 +632,17 @@ class PeeweeStorage:
 
     def _abort(self, exc: BaseException) -> None:
         """Roll back after ``exc``, then raise it (translated if it is the database's)."""
-        self.db.pop_transaction()
         error = self._translate(exc)
-        self._rollback(exc)
+        if self._state().peewee is not None:
+            self.db.pop_transaction()
+            self._rollback(exc)
+        elif isinstance(exc, peewee.PeeweeException) and self.dialect.failure(exc) is Failure.LOST:
+            self._discard()
+        else:
+            try:
+                self._end_time_limit(closing=False)
+            except Exception:  # the connection failed on its way out: never use it again
+                self._discard()
         if error is exc:
             raise exc
         raise error from exc
@@ -591,6 +703,8 @@ class PeeweeStorage:
             return PatternTooSlow(limit="the matching work allowed per value")
         if failure is Failure.TIMEOUT and self._state().limited:
             return PatternTooSlow(limit=f"{self.pattern_timeout:g} s")
+        if failure is Failure.LOST:
+            return ConnectionLost(reason)
         if failure is not None or isinstance(exc, peewee.OperationalError):
             return StorageUnavailable(reason)
         if isinstance(exc, peewee.IntegrityError):
@@ -604,6 +718,8 @@ class PeeweeStorage:
                     {"collection": collection.name, "field": key},
                     code="UNIQUE_VIOLATION",
                 )
+            if self.dialect.missing_reference(exc):
+                return ReferenceViolation()
             return Conflict(
                 "The change violates a constraint of the database.", code="CONSTRAINT_VIOLATION"
             )
@@ -683,9 +799,7 @@ class PeeweeStorage:
         state = self._state()
         if not state.patterns:
             return list(query.execute())
-        state.patterns = False
-        self.dialect.start_time_limit(self.pattern_timeout)
-        state.limited = True
+        self._limit_time(state)
         # On failure the limit stays on until the rollback lifts it: the statement
         # may have left the transaction unable to run another.
         cursor = query.execute()
@@ -693,6 +807,28 @@ class PeeweeStorage:
         self.dialect.check_result(cursor.cursor)
         self._end_time_limit(closing=False)
         return rows
+
+    def _execute(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """:meth:`_run` for a statement given as SQL: its rows as tuples."""
+        state = self._state()
+        if not state.patterns:
+            return self.db.execute_sql(sql, params).fetchall()  # type: ignore[no-any-return]
+        self._limit_time(state)
+        cursor = self.db.execute_sql(sql, params)
+        rows = cursor.fetchall()
+        self.dialect.check_result(cursor)
+        self._end_time_limit(closing=False)
+        return rows  # type: ignore[no-any-return]
+
+    def _limit_time(self, state: _Transaction) -> None:
+        """Put the next statement under the time limit of patterns."""
+        state.patterns = False
+        if self.dialect.time_limit_ends_with_transaction and not self.db.in_transaction():
+            # A read of one statement, whose time limit only lasts in a transaction.
+            self.db.begin(*self.dialect.begin_args(False))
+            state.peewee = self._push_transaction()
+        self.dialect.start_time_limit(self.pattern_timeout)
+        state.limited = True
 
     def _end_time_limit(self, *, closing: bool) -> None:
         """Lift the time limit of patterns, if this transaction set it (``closing``:
@@ -766,14 +902,21 @@ class PeeweeStorage:
             query = query.select_extend(*joined)
         if reverse:
             keys = [(expr, not descending) for expr, descending in keys]
+        order = [
+            _ordering(expr, desc, bare) for (expr, desc), bare in zip(keys, plain, strict=True)
+        ]
+        if query is columns:
+            # No join: the statement is put together from SQL built once per
+            # collection and the filter's, which count() reuses (see _filtered).
+            return self._select_rows(
+                collection, where, scope, scopes, after, keys, non_null, order, limit, offset
+            )
         conditions = self._conditions(collection, where, scope, scopes)
         if after is not None:
             conditions.append(_after(keys, after, non_null))
         if conditions:
             query = query.where(*conditions)
-        query = query.order_by(
-            *(_ordering(expr, desc, bare) for (expr, desc), bare in zip(keys, plain, strict=True))
-        )
+        query = query.order_by(*order)
         if limit is not None:
             query = query.limit(limit)
         if offset:
@@ -781,6 +924,79 @@ class PeeweeStorage:
                 query = query.limit(_BIGINT_MAX)  # MySQL has no OFFSET without LIMIT
             query = query.offset(offset)
         return self._run(query.dicts())
+
+    def _select_rows(
+        self,
+        collection: Collection,
+        where: Node | None,
+        scope: Node | None,
+        scopes: Scopes | None,
+        after: Sequence[Any] | None,
+        keys: list[tuple[Any, bool]],
+        non_null: list[bool],
+        order: list[Any],
+        limit: int | None,
+        offset: int | None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`select` of a statement on the collection's table alone."""
+        sql, params = self._filtered(collection, where, scope, scopes)
+        ctx = self._context(collection)
+        if after is not None:
+            ctx.literal(" AND " if sql else " WHERE ").sql(_after(keys, after, non_null))
+        ctx.literal(" ORDER BY ").sql(peewee.CommaNodeList(order))
+        if limit is None and offset and self.db.limit_max is not None:
+            limit = self.db.limit_max  # no OFFSET without LIMIT (SQLite, MySQL)
+        if limit is not None:
+            ctx.literal(f" LIMIT {int(limit)}")
+        if offset:
+            ctx.literal(f" OFFSET {int(offset)}")
+        rest, more = ctx.query()
+        rows = self._execute(self._heads(collection) + sql + rest, params + more)
+        return self._dicts(collection, rows)
+
+    def _context(self, collection: Collection) -> Any:
+        """A context to write SQL in, where the collection's table is ``t1`` as
+        in the statements of :meth:`_heads`."""
+        ctx = self.db.get_sql_context()
+        ctx.alias_manager[self.table(collection)._meta.table]  # the first table seen: t1
+        # As inside a SELECT: a subquery in the filter is written in parentheses.
+        ctx.scope_normal(
+            converter=None, in_expr=False, in_function=False, in_projection=False,
+            bare_subquery=False, subquery=True,
+        )  # fmt: skip
+        return ctx
+
+    def _heads(self, collection: Collection) -> str:
+        """``SELECT <every column, as in _columns> FROM <table> AS t1``."""
+        head = self._select_heads.get(collection.name)
+        if head is None:
+            table = self.table(collection)
+            head = self._select_heads[collection.name] = table.select(
+                *self._columns(collection)
+            ).sql()[0]
+        return head
+
+    def _filtered(
+        self, collection: Collection, where: Node | None, scope: Node | None, scopes: Scopes | None
+    ) -> tuple[str, list[Any]]:
+        """`` WHERE ...`` (or nothing) of ``where`` and ``scope``, as SQL and its
+        parameters. A read asks for the same filter twice (its page, then its
+        count): the second time it is not built again."""
+        state = self._state()
+        key = (collection, where, scope, scopes)
+        last = state.filtered
+        if last is not None and all(a is b for a, b in zip(last[0], key, strict=True)):
+            sql, params, patterns = last[1]
+            state.patterns = state.patterns or patterns
+            return sql, list(params)
+        conditions = self._conditions(collection, where, scope, scopes)
+        if not conditions:
+            return "", []
+        ctx = self._context(collection)
+        ctx.literal(" WHERE ").sql(functools.reduce(operator.and_, conditions))
+        sql, params = ctx.query()
+        state.filtered = key, (sql, list(params), state.patterns)
+        return sql, params
 
     def _conditions(
         self, collection: Collection, where: Node | None, scope: Node | None, scopes: Scopes | None
@@ -822,18 +1038,19 @@ class PeeweeStorage:
         With ``limit``, the database stops after ``limit + 1`` rows: the result is
         exact up to ``limit``, and ``limit + 1`` means "more than ``limit``".
         """
-        table = self.table(collection)
+        sql, params = self._filtered(collection, where, scope, scopes)
+        head = self._count_heads.get(collection.name)
+        if head is None:
+            table = self.table(collection)
+            head = self._count_heads[collection.name] = (
+                table.select(peewee.fn.COUNT(table.id)).sql()[0],
+                table.select(peewee.SQL("1")).sql()[0],
+            )
         if limit is None:
-            query = table.select(peewee.fn.COUNT(table.id))
+            sql = head[0] + sql
         else:
-            query = table.select(peewee.SQL("1")).limit(limit + 1)
-        conditions = self._conditions(collection, where, scope, scopes)
-        if conditions:
-            query = query.where(*conditions)
-        if limit is not None:
-            query = peewee.Select([query.alias("_rows")], [peewee.fn.COUNT(peewee.SQL("*"))])
-            query = query.bind(self.db)
-        ((total,),) = self._run(query.tuples())
+            sql = f"SELECT COUNT(*) FROM ({head[1]}{sql} LIMIT {int(limit) + 1}) AS _rows"
+        ((total,),) = self._execute(sql, params)
         return int(total or 0)
 
     def estimate(
@@ -1097,22 +1314,25 @@ class PeeweeStorage:
         The most frequent read: its SQL is built once per collection, and its
         values converted as :meth:`fetch` converts them.
         """
-        plan = self._fetch_one_plans.get(collection.name)
-        if plan is None:
-            table = self.table(collection)
-            sql, _ = table.select(*self._columns(collection)).where(table.id == 0).sql()
-            # The names _columns gives, each with its field's converter.
-            converters = [
-                (_field_name(name), _converter(field)) for name, field in table._meta.fields.items()
-            ]
-            plan = sql, converters
-            self._fetch_one_plans[collection.name] = plan
-        sql, converters = plan
+        sql, converters = self._read_plan(collection)
         row = self.db.execute_sql(sql, (id_,)).fetchone()
         if row is None:
             return None
         pairs = zip(converters, row, strict=True)
         return {name: value if read is None else read(value) for (name, read), value in pairs}
+
+    def _read_plan(self, collection: Collection) -> tuple[str, list[tuple[str, Any]]]:
+        """The SQL of :meth:`fetch_one`, and the name and converter of each column
+        it reads (in the order of :meth:`_columns`, as ``RETURNING`` gives them)."""
+        plan = self._fetch_one_plans.get(collection.name)
+        if plan is None:
+            table = self.table(collection)
+            sql, _ = table.select(*self._columns(collection)).where(table.id == 0).sql()
+            converters = [
+                (_field_name(name), _converter(field)) for name, field in table._meta.fields.items()
+            ]
+            plan = self._fetch_one_plans[collection.name] = sql, converters
+        return plan
 
     def fetch(
         self,
@@ -1133,10 +1353,24 @@ class PeeweeStorage:
             query = query.order_by(table.id)
             if limit is not None:
                 query = query.limit(limit - len(rows))
-            rows.extend(self._run(query.dicts()))
+            rows.extend(self._dicts(collection, self._execute(*query.sql())))
             if limit is not None and len(rows) >= limit:
                 break
         return rows
+
+    def _dicts(
+        self, collection: Collection, rows: list[tuple[Any, ...]], skip: int = 0
+    ) -> list[dict[str, Any]]:
+        """Rows read from :meth:`_columns` (after ``skip`` other columns) as
+        dicts of field name to value, converted as peewee would."""
+        converters = self._read_plan(collection)[1]
+        return [
+            {
+                name: value if read is None else read(value)
+                for (name, read), value in zip(converters, row[skip:], strict=True)
+            }
+            for row in rows
+        ]
 
     def existing_ids(
         self, collection: Collection, ids: Iterable[int], *, scope: Node | None = None
@@ -1202,9 +1436,14 @@ class PeeweeStorage:
                 query = query.where(self._where(relation.target, scope))
             if limit is not None:
                 query = query.limit(limit - len(result))
-            for row in self._run(query.dicts()):
-                owner = row.pop("_owner")
-                result.append((owner, row["id"], row if with_rows else None))
+            rows = self._execute(*query.sql())
+            if with_rows:
+                objects = self._dicts(relation.target, rows, skip=1)
+                result.extend(
+                    (row[0], obj["id"], obj) for row, obj in zip(rows, objects, strict=True)
+                )
+            else:
+                result.extend((owner, id_, None) for owner, id_ in rows)
             if limit is not None and len(result) >= limit:
                 break
         return result
@@ -1239,11 +1478,48 @@ class PeeweeStorage:
         if not self._returning:
             new_id = self.insert(collection, values)
             return self.fetch(collection, [new_id])[0]
-        table = self.table(collection)
-        query = table.insert(self._by_column(collection, values))
-        (row,) = query.returning(*self._columns(collection)).dicts().execute()
+        row = self._returned(collection, "insert", values)
+        if row is None:
+            raise StorageError(message="The database did not give back the row it inserted.")
         self._state().held.setdefault(collection.name, set()).add(row["id"])
-        return dict(row)
+        return row
+
+    def _returned(
+        self, collection: Collection, kind: str, values: dict[str, Any], id_: int | None = None
+    ) -> dict[str, Any] | None:
+        """Run the ``INSERT`` (or the ``UPDATE`` of row ``id_``) of ``values`` that
+        gives the written row back, and read that row (None: no row matched).
+
+        Its SQL is built once per collection and set of columns, and reused.
+        """
+        key = (collection.name, kind, tuple(values))
+        plan = self._write_plans.get(key)
+        if plan is None:
+            plan = self._write_plans[key] = self._write_plan(collection, kind, list(values))
+        sql, slots = plan
+        params = [id_ if field is None else field.db_value(values[name]) for name, field in slots]
+        row = self.db.execute_sql(sql, params).fetchone()
+        if row is None:
+            return None
+        converters = self._read_plan(collection)[1]
+        pairs = zip(converters, row, strict=True)
+        return {name: value if read is None else read(value) for (name, read), value in pairs}
+
+    def _write_plan(
+        self, collection: Collection, kind: str, names: list[str]
+    ) -> tuple[str, list[tuple[str, peewee.Field | None]]]:
+        """The SQL of :meth:`_returned`, and what each of its parameters is: a
+        field's value (its name and column), or the id (``None``)."""
+        table = self.table(collection)
+        slots = {name: peewee.Value(name, unpack=False) for name in names}
+        columns = {self.column(collection, name): slot for name, slot in slots.items()}
+        if kind == "insert":
+            query = table.insert(columns)
+        else:
+            query = table.update(columns).where(table.id == peewee.Value(None, unpack=False))
+        sql, params = query.returning(*self._columns(collection)).sql()
+        order = [(name, None if name is None else self.column(collection, name)) for name in params]
+        return sql, order
 
     def _after_explicit_id(self, collection: Collection, id_: int) -> None:
         # SQLite (AUTOINCREMENT) and MySQL move their counters past an explicit id
@@ -1270,15 +1546,12 @@ class PeeweeStorage:
     ) -> dict[str, Any] | None:
         """Update row ``id_`` and return it as :meth:`fetch` would read it (None if
         there is no such row), in one statement where the database can."""
-        table = self.table(collection)
         if not self._returning:
             if not self.lock(collection, [id_]):
                 return None
             self.update(collection, id_, values)
             return self.fetch(collection, [id_])[0]
-        query = table.update(self._by_column(collection, values)).where(table.id == id_)
-        rows = list(query.returning(*self._columns(collection)).dicts().execute())
-        return dict(rows[0]) if rows else None
+        return self._returned(collection, "update", values, id_)
 
     def update(self, collection: Collection, id_: int, values: dict[str, Any]) -> None:
         if values:
@@ -1536,15 +1809,45 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+class _PooledMySQLDatabase(PooledMySQLDatabase):
+    """peewee's MySQL pool, without a round trip to the server at each checkout:
+    a connection that died idle fails at its first statement, and the storage
+    replaces it then (see :meth:`PeeweeStorage.transaction`)."""
+
+    def _is_closed(self, conn: Any) -> bool:
+        return not getattr(conn, "open", True)
+
+
+#: The pooled database of each URL scheme that pools by default.
+_POOLED = {
+    "postgres": PooledPostgresqlDatabase,
+    "postgresql": PooledPostgresqlDatabase,
+    "postgres+pool": PooledPostgresqlDatabase,
+    "postgresql+pool": PooledPostgresqlDatabase,
+    "mysql": _PooledMySQLDatabase,
+    "mysql+pool": _PooledMySQLDatabase,
+}
+
+
 def _database_from_url(url: str) -> peewee.Database:
     if url.startswith("sqlite:") and url.rstrip("/").endswith((":memory:", "sqlite:")):
         # One shared in-memory database for every thread (access is serialized).
         return peewee.SqliteDatabase(":memory:", thread_safe=False, check_same_thread=False)
     try:
-        db = connect_url(url)
+        pooled = _POOLED.get(url.partition("://")[0].lower())
+        if pooled is None:
+            return connect_url(url)
+        # A server database is used through a pool, sized by the query string.
+        settings = parse_url(url)
+        for name, value in POOL_SETTINGS.items():
+            settings.setdefault(name, value)
+        database = settings.pop("database")
+        if not database:
+            raise ValueError("it names no database (postgresql://host/dbname)")
+        db: peewee.Database = pooled(database, **settings)
+        return db
     except Exception as exc:  # peewee raises RuntimeError or ValueError here
         raise DeclarationError(f"cannot use database URL {url!r}: {exc}") from exc
-    return db
 
 
 def _sqlite_pragmas(db: Any, extra: dict[str, Any] | None = None) -> None:

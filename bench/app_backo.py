@@ -54,6 +54,8 @@ def create_app(path: str) -> Flask:
     """The API serving ``/author`` and ``/book`` from the SQLite file ``path``."""
     app = Flask(__name__)
     app.config["BACKO_MAX_OBJECTS"] = MAX_OBJECTS
+    # run.py --count none: lists count only when asked (no X-Total-Count by default).
+    app.config["BACKO_COUNT"] = os.environ.get("BENCH_COUNT", "estimate")
     api = Api(app, engine=build_engine(path))
     api.add_resource(AuthorResource, "/author")
     api.add_resource(BookResource, "/book")

@@ -1019,6 +1019,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios", default=None, help="comma-separated subset, e.g. S1,S3 (default: all)"
     )
+    parser.add_argument(
+        "--count", choices=("estimate", "exact", "none"), default=None,
+        help="backo_restful's BACKO_COUNT (default: its own default, estimate); with "
+        "'none' its lists send no X-Total-Count, and the reference counts nothing either",
+    )  # fmt: skip
     parser.add_argument("--output", help="also write the Markdown report to this file")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (databases, gunicorn logs)")  # fmt: skip
@@ -1052,6 +1057,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.count is not None:
+        os.environ["BENCH_COUNT"] = args.count  # read by app_backo, here and in gunicorn
     report = Report()
     started = time.perf_counter()
     workdir = tempfile.mkdtemp(prefix="backo-bench-")

@@ -31,12 +31,13 @@ from ..exceptions import (
     BackoError,
     BadRequest,
     BodyTooLarge,
+    DeclarationError,
     MethodNotAllowed,
     Unauthorized,
     UnsupportedMediaType,
 )
 from ..model import Collection
-from ..query import parse_args, parse_json
+from ..query import COUNT_MODES, parse_args, parse_json
 from . import basic
 
 #: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
@@ -48,6 +49,7 @@ CONFIG_DEFAULTS = {
     "BACKO_MAX_LIMIT": basic.DEFAULT_MAX_LIMIT,
     "BACKO_MAX_OBJECTS": basic.DEFAULT_MAX_OBJECTS,
     "BACKO_COUNT_LIMIT": basic.DEFAULT_COUNT_LIMIT,
+    "BACKO_COUNT": "estimate",
     "BACKO_MAX_BATCH": basic.DEFAULT_MAX_BATCH,
     "BACKO_MAX_BODY": DEFAULT_MAX_BODY,
 }
@@ -96,6 +98,8 @@ class Api(flask_restful.Api):
             # current_user in the app's own views: a bad token is a JSON 401 there too.
             app.register_error_handler(Unauthorized, _unauthorized)
         settings = {key: app.config.get(key, default) for key, default in CONFIG_DEFAULTS.items()}
+        if settings["BACKO_COUNT"] not in COUNT_MODES:
+            raise DeclarationError(f"BACKO_COUNT is one of {', '.join(COUNT_MODES)}")
         app.extensions.setdefault("backo_restful", {})[id(self)] = settings
 
     def settings(self) -> dict[str, Any]:
@@ -239,6 +243,7 @@ class Resource(flask_restful.Resource):
         # Fields the caller may not read do not exist for them, as parameters too.
         hidden = Access(self.engine.model, auth).hidden
         params = parse_args(collection, request.args.lists(), max_depth=max_depth, hidden=hidden)
+        params.setdefault("count", settings["BACKO_COUNT"])
         return basic.get(
             collection.name,
             id_,
