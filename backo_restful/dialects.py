@@ -55,6 +55,9 @@ class Dialect:
     row_locks: ClassVar[bool] = True
     #: Whether ``INSERT``/``UPDATE ... RETURNING`` gives the written row back.
     returning: ClassVar[bool] = False
+    #: Whether ``COUNT(*)`` of a whole table costs far less than reading its rows
+    #: (SQLite counts the pages of its smallest index).
+    fast_table_count: ClassVar[bool] = False
     #: Whether the limit of :meth:`start_time_limit` ends with the transaction.
     time_limit_ends_with_transaction: ClassVar[bool] = False
 
@@ -112,6 +115,7 @@ class Dialect:
 class SqliteDialect(Dialect):
     name = "sqlite"
     row_locks = False
+    fast_table_count = True
     returning = sqlite3.sqlite_version_info >= (3, 35)
 
     #: How often (in SQLite virtual machine steps) a bounded statement looks at the time.

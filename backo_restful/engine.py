@@ -336,6 +336,10 @@ class Engine:
             return None, None
         if count == "exact":
             return self.storage.count(collection, where, scope=scope, scopes=scopes), "exact"
+        if where is None and scope is None:
+            whole = self.storage.table_count(collection, limit)
+            if whole is not None:  # exact, at less cost than the bounded count
+                return whole, "exact"
         counted = self.storage.count(collection, where, limit=limit, scope=scope, scopes=scopes)
         if counted <= limit:
             return counted, "exact"

@@ -149,8 +149,12 @@ def link_header(base: str, query: Mapping[str, Any], page: Page, *, cursor_mode:
     if page.limit is not None:
         params["limit"] = page.limit
 
+    common = urlencode(params)  # the same in every link: encoded once
+
     def url(**paging: Any) -> str:
-        return f"{base}?{urlencode({**params, **paging})}"
+        if not paging:
+            return f"{base}?{common}"
+        return f"{base}?{common}&{urlencode(paging)}" if common else f"{base}?{urlencode(paging)}"
 
     links = [(url(), "first")]
     if cursor_mode:

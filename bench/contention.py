@@ -2,6 +2,7 @@
 
     python bench/contention.py --backend postgresql      # also: mysql, sqlite
     python bench/contention.py --backend mysql --workers 4 --clients 8 --seconds 10
+    python bench/contention.py --backend postgresql --spread   # 20 times the rows
 
 A fresh database (PostgreSQL or MariaDB database ``backo_contention``, or a SQLite
 file) gets a hot set: 3 jars holding 12 cookies (one-to-many), 4 books and 6 tags
@@ -332,7 +333,15 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8, help="client threads")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--no-pool", action="store_true", help="a connection per request")
+    parser.add_argument(
+        "--spread", action="store_true",
+        help="20 times as many rows (60 jars, 240 cookies, 80 books, 120 tags): the same "
+        "mix, with writes that rarely meet",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.spread:
+        global JARS, COOKIES, BOOKS, TAGS
+        JARS, COOKIES, BOOKS, TAGS = (n * 20 for n in (JARS, COOKIES, BOOKS, TAGS))
 
     workdir = tempfile.mkdtemp(prefix="backo-contention-")
     url = fresh_database(args.backend, workdir)
@@ -365,6 +374,7 @@ def main() -> int:
     print(
         f"{args.backend}: {args.workers} workers, {args.clients} clients, "
         f"{args.seconds:g} s, {'no pool' if args.no_pool else 'pool'}"
+        f"{', spread' if args.spread else ''}"
     )
     print(f"  requests      {count} ({count / elapsed:.0f}/s)")
     if latencies:
