@@ -285,10 +285,14 @@ class Engine:
 
         def work() -> tuple[list[Any], bool, list[Any], int | None, str | None]:
             budget = _Budget(max_objects)  # each attempt counts from zero
-            rows = self.storage.select(
+            rows, counted = self.storage.select_counted(
                 collection, where, keys, None if limit is None else limit + 1, offset,
                 after=position, reverse=reverse, scope=scope, scopes=scopes,
-            )  # fmt: skip
+                count_limit=None if count == "exact" else count_limit,
+            ) if count != "none" else (self.storage.select(
+                collection, where, keys, None if limit is None else limit + 1, offset,
+                after=position, reverse=reverse, scope=scope, scopes=scopes,
+            ), None)  # fmt: skip
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if limit is not None else rows
             if reverse:
@@ -299,11 +303,15 @@ class Engine:
                 # The page holds every match from the first (or the last) one on.
                 total, method = (offset or 0) + len(rows), "exact"
             else:
-                total, method = self._total(collection, where, count, count_limit, scope, scopes)
+                total, method = self._total(
+                    collection, where, count, count_limit, scope, scopes, counted
+                )
             items = self._render(collection, rows, depth, budget, selection)
             return rows, more, items, total, method
 
-        snapshot = count != "none" or self._reads_more(collection, depth, selection)
+        # The page and its count are one statement, unless the sort joins.
+        joins = count != "none" and any(key.path.steps for key in keys)
+        snapshot = joins or self._reads_more(collection, depth, selection)
         rows, more, items, total, method = self._read(work, snapshot=snapshot)
         if before is not None:
             has_previous, has_next = more, before != paging.END
@@ -330,18 +338,16 @@ class Engine:
         limit: int,
         scope: Node | None,
         scopes: Scopes | None,
+        counted: int | None = None,
     ) -> tuple[int | None, str | None]:
-        """The ``(total, method)`` of a page (see :meth:`page`)."""
+        """The ``(total, method)`` of a page (see :meth:`page`), from ``counted``
+        when the page's statement counted already."""
         if count == "none":
             return None, None
-        if count == "exact":
-            return self.storage.count(collection, where, scope=scope, scopes=scopes), "exact"
-        if where is None and scope is None:
-            whole = self.storage.table_count(collection, limit)
-            if whole is not None:  # exact, at less cost than the bounded count
-                return whole, "exact"
-        counted = self.storage.count(collection, where, limit=limit, scope=scope, scopes=scopes)
-        if counted <= limit:
+        if counted is None:
+            bound = None if count == "exact" else limit
+            counted = self.storage.count(collection, where, limit=bound, scope=scope, scopes=scopes)
+        if count == "exact" or counted <= limit:
             return counted, "exact"
         estimate = self.storage.estimate(collection, where, scope, scopes)
         if estimate is not None and estimate > limit:

@@ -171,7 +171,7 @@ class PeeweeStorage:
         )
         self._fetch_one_plans: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
         #: SQL built once per collection: the head of its selects, of its counts.
-        self._select_heads: dict[str, str] = {}
+        self._select_heads: dict[str, tuple[str, str]] = {}
         self._count_heads: dict[str, tuple[str, str]] = {}
         #: (collection, (column, descending, without NULLS clause)...) -> ORDER BY.
         self._orders: dict[tuple[Any, ...], tuple[str, list[Any]]] = {}
@@ -887,6 +887,48 @@ class PeeweeStorage:
         object); ``scopes`` limits the related objects that paths in ``where`` and
         the sort see (see :data:`Scopes`).
         """
+        return self._select(
+            collection, where, sort, limit, offset, after, reverse, scope, scopes, None
+        )[0]
+
+    def select_counted(
+        self,
+        collection: Collection,
+        where: Node | None = None,
+        sort: Sequence[SortKey] = (),
+        limit: int | None = None,
+        offset: int | None = None,
+        *,
+        after: Sequence[Any] | None = None,
+        reverse: bool = False,
+        scope: Node | None = None,
+        scopes: Scopes | None = None,
+        count_limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """:meth:`select`, and :meth:`count` of every match of ``where`` and
+        ``scope`` (``count_limit``: the count's ``limit``; None counts them all).
+
+        The count rides in the same statement as the page where the page reads
+        the collection's table alone: one snapshot, no transaction needed. It is
+        None when the page came back empty (no row to carry it).
+        """
+        return self._select(
+            collection, where, sort, limit, offset, after, reverse, scope, scopes, (count_limit,)
+        )
+
+    def _select(
+        self,
+        collection: Collection,
+        where: Node | None,
+        sort: Sequence[SortKey],
+        limit: int | None,
+        offset: int | None,
+        after: Sequence[Any] | None,
+        reverse: bool,
+        scope: Node | None,
+        scopes: Scopes | None,
+        counting: tuple[int | None] | None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
         table = self.table(collection)
         columns = table.select(*self._columns(collection))
         query, keys = self._sort_keys(collection, columns, sort, scopes)
@@ -920,8 +962,9 @@ class PeeweeStorage:
                 ctx.literal(" ORDER BY ").sql(peewee.CommaNodeList(order))
                 ordered = self._orders[shape] = ctx.query()
             return self._select_rows(
-                collection, where, scope, scopes, after, keys, non_null, ordered, limit, offset
-            )
+                collection, where, scope, scopes, after, keys, non_null, ordered, limit, offset,
+                counting,
+            )  # fmt: skip
         conditions = self._conditions(collection, where, scope, scopes)
         if after is not None:
             conditions.append(_after(keys, after, non_null))
@@ -934,7 +977,11 @@ class PeeweeStorage:
             if limit is None and self.backend == "mysql":
                 query = query.limit(_BIGINT_MAX)  # MySQL has no OFFSET without LIMIT
             query = query.offset(offset)
-        return self._run(query.dicts())
+        rows = self._run(query.dicts())
+        if counting is None:
+            return rows, None
+        (count_limit,) = counting
+        return rows, self.count(collection, where, limit=count_limit, scope=scope, scopes=scopes)
 
     def _select_rows(
         self,
@@ -948,10 +995,17 @@ class PeeweeStorage:
         order: tuple[str, list[Any]],
         limit: int | None,
         offset: int | None,
-    ) -> list[dict[str, Any]]:
-        """:meth:`select` of a statement on the collection's table alone
-        (``order``: its ``ORDER BY`` clause and the clause's parameters)."""
+        counting: tuple[int | None] | None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """:meth:`_select` of a statement on the collection's table alone
+        (``order``: its ``ORDER BY`` clause and the clause's parameters), with
+        the count as one more column when ``counting``."""
         sql, params = self._filtered(collection, where, scope, scopes)
+        head, source = self._heads(collection)
+        if counting is not None:
+            total_sql, total_params = self._count_sql(collection, sql, params, counting[0])
+            head = f"{head}, ({total_sql}) AS _total"
+            params = total_params + params
         ctx = self._context(collection)
         if after is not None:
             ctx.literal(" AND " if sql else " WHERE ").sql(_after(keys, after, non_null))
@@ -963,8 +1017,11 @@ class PeeweeStorage:
         if offset:
             ctx.literal(f" OFFSET {int(offset)}")
         rest, more = ctx.query()
-        rows = self._execute(self._heads(collection) + sql + rest, params + more + order[1])
-        return self._dicts(collection, rows)
+        rows = self._execute(head + source + sql + rest, params + more + order[1])
+        if counting is None:
+            return self._dicts(collection, rows), None
+        total = int(rows[0][-1] or 0) if rows else None
+        return self._dicts(collection, [row[:-1] for row in rows]), total
 
     def _context(self, collection: Collection) -> Any:
         """A context to write SQL in, where the collection's table is ``t1`` as
@@ -978,15 +1035,15 @@ class PeeweeStorage:
         )  # fmt: skip
         return ctx
 
-    def _heads(self, collection: Collection) -> str:
-        """``SELECT <every column, as in _columns> FROM <table> AS t1``."""
-        head = self._select_heads.get(collection.name)
-        if head is None:
+    def _heads(self, collection: Collection) -> tuple[str, str]:
+        """``SELECT <every column, as in _columns>`` and `` FROM <table> AS t1``."""
+        heads = self._select_heads.get(collection.name)
+        if heads is None:
             table = self.table(collection)
-            head = self._select_heads[collection.name] = table.select(
-                *self._columns(collection)
-            ).sql()[0]
-        return head
+            sql = table.select(*self._columns(collection)).sql()[0]
+            cut = sql.rindex(" FROM ")
+            heads = self._select_heads[collection.name] = sql[:cut], sql[cut:]
+        return heads
 
     def _filtered(
         self, collection: Collection, where: Node | None, scope: Node | None, scopes: Scopes | None
@@ -1051,13 +1108,32 @@ class PeeweeStorage:
         exact up to ``limit``, and ``limit + 1`` means "more than ``limit``".
         """
         sql, params = self._filtered(collection, where, scope, scopes)
-        head = self._count_head(collection)
-        if limit is None:
-            sql = head[0] + sql
-        else:
-            sql = f"SELECT COUNT(*) FROM ({head[1]}{sql} LIMIT {int(limit) + 1}) AS _rows"
-        ((total,),) = self._execute(sql, params)
+        ((total,),) = self._execute(*self._count_sql(collection, sql, params, limit))
         return int(total or 0)
+
+    def _count_sql(
+        self, collection: Collection, where: str, params: list[Any], limit: int | None
+    ) -> tuple[str, list[Any]]:
+        """The statement of :meth:`count` on the filter ``where`` (SQL, as
+        :meth:`_filtered` writes it) and its parameters.
+
+        Without a filter, where the database counts a whole table fast (SQLite,
+        from the pages of its smallest index: 10 000 rows in a few microseconds,
+        where counting them one by one takes a few hundred), a table whose ids
+        (which its rows never outnumber) stay within ``limit`` is counted whole.
+        """
+        exact, one = self._count_head(collection)
+        if limit is None:
+            return exact + where, list(params)
+        bounded = f"SELECT COUNT(*) FROM ({one}{where} LIMIT {int(limit) + 1}) AS _rows"
+        if where or not self.dialect.fast_table_count:
+            return bounded, list(params)
+        name = self.table(collection)._meta.table_name
+        return (
+            f'SELECT CASE WHEN (SELECT COALESCE(MAX("id"), 0) FROM "{name}") <= {int(limit)} '
+            f'THEN (SELECT COUNT(*) FROM "{name}") ELSE ({bounded}) END',
+            [],
+        )
 
     def _count_head(self, collection: Collection) -> tuple[str, str]:
         """``SELECT COUNT(*) FROM <table> AS t1`` and ``SELECT 1 FROM <table> AS t1``."""
@@ -1069,25 +1145,6 @@ class PeeweeStorage:
                 table.select(peewee.SQL("1")).sql()[0],
             )
         return head
-
-    def table_count(self, collection: Collection, limit: int) -> int | None:
-        """How many rows ``collection`` has, if its ids (which the rows never
-        outnumber) stay within ``limit`` and the database counts a whole table
-        fast; else None, at the cost of one statement that reads one index entry.
-
-        SQLite counts a table from the pages of its smallest index: 10 000 rows
-        in a few microseconds, where counting them as matches of a filter takes a
-        few hundred.
-        """
-        if not self.dialect.fast_table_count:
-            return None
-        name = self.table(collection)._meta.table_name
-        sql = (
-            f'SELECT CASE WHEN (SELECT COALESCE(MAX("id"), 0) FROM "{name}") <= {int(limit)} '
-            f'THEN (SELECT COUNT(*) FROM "{name}") END'
-        )
-        ((total,),) = self._execute(sql, [])
-        return None if total is None else int(total)
 
     def estimate(
         self,
