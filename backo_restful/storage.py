@@ -51,6 +51,8 @@ Scopes = Mapping[str, Node]
 
 #: Ids per ``IN (...)`` list: below every backend's limit on bound parameters.
 CHUNK = 5000
+#: Where the ids go in a statement built once (see PeeweeStorage._by_ids).
+_IDS = "(__backo_ids__)"
 #: Seconds a statement filtering with ``$re`` may run (``pattern_timeout``).
 PATTERN_TIMEOUT = 1.0
 #: The pool a PostgreSQL or MariaDB/MySQL URL gets, unless its query string says
@@ -173,6 +175,8 @@ class PeeweeStorage:
         #: SQL built once per collection: the head of its selects, of its counts.
         self._select_heads: dict[str, tuple[str, str]] = {}
         self._count_heads: dict[str, tuple[str, str]] = {}
+        #: What a read by ids reads -> its SQL before and after the ids.
+        self._id_plans: dict[tuple[Any, ...], tuple[str, str]] = {}
         #: (collection, (column, descending, without NULLS clause)...) -> ORDER BY.
         self._orders: dict[tuple[Any, ...], tuple[str, list[Any]]] = {}
         #: (collection, kind, columns) -> SQL of its INSERT or UPDATE ... RETURNING.
@@ -930,26 +934,15 @@ class PeeweeStorage:
         counting: tuple[int | None] | None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         table = self.table(collection)
-        columns = table.select(*self._columns(collection))
-        query, keys = self._sort_keys(collection, columns, sort, scopes)
+        joins, keys = self._sort_keys(collection, sort, scopes)
         # Columns the filter proves non-null need no NULLS clause: an index on the
         # column then serves the whole order, and a cursor's position seeks it.
         proven = [self.column(collection, name) for name in _non_null(where)]
         non_null = [expr is table.id or any(expr is c for c in proven) for expr, _ in keys]
         plain = [self.backend == "postgresql" or known for known in non_null]
-        joined = [
-            expr.alias(name)
-            for name, (expr, _) in zip(self.sort_row_keys(sort, scopes), keys, strict=True)
-            if name.startswith("_k")
-        ]
-        if joined:
-            query = query.select_extend(*joined)
         if reverse:
             keys = [(expr, not descending) for expr, descending in keys]
-        order = [
-            _ordering(expr, desc, bare) for (expr, desc), bare in zip(keys, plain, strict=True)
-        ]
-        if query is columns:
+        if not joins:
             # No join: the statement is put together from SQL built once per
             # collection (and order), and the filter's, which count() reuses.
             shape = (
@@ -959,18 +952,28 @@ class PeeweeStorage:
             ordered = self._orders.get(shape)
             if ordered is None:
                 ctx = self._context(collection)
-                ctx.literal(" ORDER BY ").sql(peewee.CommaNodeList(order))
+                ctx.literal(" ORDER BY ").sql(peewee.CommaNodeList(_order_by(keys, plain)))
                 ordered = self._orders[shape] = ctx.query()
             return self._select_rows(
                 collection, where, scope, scopes, after, keys, non_null, ordered, limit, offset,
                 counting,
             )  # fmt: skip
+        query = table.select(*self._columns(collection))
+        for source, alias, on in joins:
+            query = query.join_from(source, alias, peewee.JOIN.LEFT_OUTER, on=on)
+        joined = [
+            expr.alias(name)
+            for name, (expr, _) in zip(self.sort_row_keys(sort, scopes), keys, strict=True)
+            if name.startswith("_k")
+        ]
+        if joined:
+            query = query.select_extend(*joined)
         conditions = self._conditions(collection, where, scope, scopes)
         if after is not None:
             conditions.append(_after(keys, after, non_null))
         if conditions:
             query = query.where(*conditions)
-        query = query.order_by(*order)
+        query = query.order_by(*_order_by(keys, plain))
         if limit is not None:
             query = query.limit(limit)
         if offset:
@@ -1018,10 +1021,9 @@ class PeeweeStorage:
             ctx.literal(f" OFFSET {int(offset)}")
         rest, more = ctx.query()
         rows = self._execute(head + source + sql + rest, params + more + order[1])
-        if counting is None:
-            return self._dicts(collection, rows), None
-        total = int(rows[0][-1] or 0) if rows else None
-        return self._dicts(collection, [row[:-1] for row in rows]), total
+        # (The count, when asked, is the last column: _dicts leaves it out.)
+        total = None if counting is None or not rows else int(rows[0][-1] or 0)
+        return self._dicts(collection, rows), total
 
     def _context(self, collection: Collection) -> Any:
         """A context to write SQL in, where the collection's table is ``t1`` as
@@ -1182,13 +1184,14 @@ class PeeweeStorage:
         return None
 
     def _sort_keys(
-        self, collection: Collection, query: Any, sort: Sequence[SortKey], scopes: Scopes | None
-    ) -> tuple[Any, list[tuple[Any, bool]]]:
-        """``query`` joined to what ``sort`` needs, and its ``(expression, descending)``
-        keys, the id last. Paths through a ``Ref`` are LEFT JOINs; a related
-        object outside its scope joins as none."""
+        self, collection: Collection, sort: Sequence[SortKey], scopes: Scopes | None
+    ) -> tuple[list[tuple[Any, Any, Any]], list[tuple[Any, bool]]]:
+        """The joins ``sort`` needs (``(source, alias, on)``, for ``join_from``),
+        and its ``(expression, descending)`` keys, the id last. Paths through a
+        ``Ref`` are LEFT JOINs; a related object outside its scope joins as none."""
         table = self.table(collection)
         joined: dict[tuple[str, ...], Any] = {}
+        joins: list[tuple[Any, Any, Any]] = []
         keys: list[tuple[Any, bool]] = []
         for key in sort:
             source: Any = table
@@ -1214,7 +1217,7 @@ class PeeweeStorage:
                     visible = self._visible(step.target, scopes)
                     if visible is not None:
                         on = on & alias.id.in_(visible)
-                    query = query.join_from(source, alias, peewee.JOIN.LEFT_OUTER, on=on)
+                    joins.append((source, alias, on))
                     joined[prefix] = alias
                 source = alias
             if last is not None:
@@ -1228,7 +1231,7 @@ class PeeweeStorage:
             # The id breaks ties in the direction of the last key, so that an index
             # on that key (which ends with the id) serves the whole order.
             keys.append((table.id, bool(sort) and sort[-1].descending))
-        return query, keys
+        return joins, keys
 
     def _where(
         self,
@@ -1440,27 +1443,64 @@ class PeeweeStorage:
         table = self.table(collection)
         rows: list[dict[str, Any]] = []
         for chunk in _chunks(sorted(set(ids))):
-            query = table.select(*self._columns(collection)).where(table.id.in_(chunk))
-            if scope is not None:
-                query = query.where(self._where(collection, scope))
-            query = query.order_by(table.id)
-            if limit is not None:
-                query = query.limit(limit - len(rows))
-            rows.extend(self._dicts(collection, self._execute(*query.sql())))
+
+            def query(ids: Any) -> Any:
+                query = table.select(*self._columns(collection)).where(table.id.in_(ids))
+                if scope is not None:
+                    query = query.where(self._where(collection, scope))
+                return query.order_by(table.id)
+
+            key = ("fetch", collection.name)
+            found = self._by_ids(
+                key, query, chunk, scope, None if limit is None else limit - len(rows)
+            )
+            rows.extend(self._dicts(collection, found))
             if limit is not None and len(rows) >= limit:
                 break
         return rows
 
+    def _by_ids(
+        self,
+        key: tuple[Any, ...],
+        build: Callable[[Any], Any],
+        ids: Sequence[int],
+        scope: Node | None,
+        limit: int | None,
+    ) -> list[tuple[Any, ...]]:
+        """Run ``build(ids)``, a query on the rows whose ids are in ``ids``, at most
+        ``limit`` rows: its SQL is built once per ``key`` and number of ids,
+        unless a ``scope`` (with values of its own) takes part."""
+        if scope is not None:
+            query = build(ids)
+            if limit is not None:
+                query = query.limit(limit)
+            return self._execute(*query.sql())
+        plan = self._id_plans.get(key)
+        if plan is None:
+            sql, _ = build(peewee.SQL(_IDS)).sql()
+            head, _, tail = sql.partition(_IDS)
+            plan = self._id_plans[key] = head, tail
+        marks = ", ".join([self.db.param] * len(ids))
+        sql = f"{plan[0]}({marks}){plan[1]}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self._execute(sql, list(ids))
+
     def _dicts(
         self, collection: Collection, rows: list[tuple[Any, ...]], skip: int = 0
     ) -> list[dict[str, Any]]:
-        """Rows read from :meth:`_columns` (after ``skip`` other columns) as
-        dicts of field name to value, converted as peewee would."""
+        """Rows read from :meth:`_columns` (after ``skip`` other columns, before
+        any other) as dicts of field name to value, converted as peewee would."""
         converters = self._read_plan(collection)[1]
+        if skip:
+            rows = [row[skip:] for row in rows]
+        if all(read is None for _, read in converters):  # ints and texts: as read
+            names = [name for name, _ in converters]
+            return [dict(zip(names, row, strict=False)) for row in rows]
         return [
             {
                 name: value if read is None else read(value)
-                for (name, read), value in zip(converters, row[skip:], strict=True)
+                for (name, read), value in zip(converters, row, strict=False)
             }
             for row in rows
         ]
@@ -1498,7 +1538,8 @@ class PeeweeStorage:
         target = self.table(relation.target)
         result: list[tuple[int, int, dict[str, Any] | None]] = []
         columns = self._columns(relation.target) if with_rows else [target.id]
-        for chunk in _chunks(ids):
+
+        def query(ids: Any) -> Any:
             if relation.storage == "fk_here":
                 # Aliased: the owner's table may be the target's own.
                 owner_table = self.table(relation.collection).alias("_owner_row")
@@ -1506,30 +1547,26 @@ class PeeweeStorage:
                 query = (
                     owner_table.select(owner_table.id.alias("_owner"), *columns)
                     .join(target, on=(fk == target.id))
-                    .where(owner_table.id.in_(chunk))
-                    .order_by(target.id)
+                    .where(owner_table.id.in_(ids))
                 )
             elif relation.storage == "fk_there":
                 back = self.column(relation.target, relation.reverse.name)
-                query = (
-                    target.select(back.alias("_owner"), *columns)
-                    .where(back.in_(chunk))
-                    .order_by(target.id)
-                )
+                query = target.select(back.alias("_owner"), *columns).where(back.in_(ids))
             else:
                 mine, theirs = self._join_columns(relation)
-                join = mine.model
                 query = (
-                    join.select(mine.alias("_owner"), *columns)
+                    mine.model.select(mine.alias("_owner"), *columns)
                     .join(target, on=(theirs == target.id))
-                    .where(mine.in_(chunk))
-                    .order_by(target.id)
+                    .where(mine.in_(ids))
                 )
             if scope is not None:
                 query = query.where(self._where(relation.target, scope))
-            if limit is not None:
-                query = query.limit(limit - len(result))
-            rows = self._execute(*query.sql())
+            return query.order_by(target.id)
+
+        key = ("links", relation.collection.name, relation.name, with_rows)
+        for chunk in _chunks(ids):
+            room = None if limit is None else limit - len(result)
+            rows = self._by_ids(key, query, chunk, scope, room)
             if with_rows:
                 objects = self._dicts(relation.target, rows, skip=1)
                 result.extend(
@@ -1798,6 +1835,11 @@ _COMPARISONS = {
     "lt": operator.lt,
     "lte": operator.le,
 }
+
+
+def _order_by(keys: list[tuple[Any, bool]], plain: list[bool]) -> list[Any]:
+    """The ORDER BY terms of ``keys`` (see :func:`_ordering`)."""
+    return [_ordering(expr, desc, bare) for (expr, desc), bare in zip(keys, plain, strict=True)]
 
 
 def _ordering(expression: Any, descending: bool, plain: bool) -> Any:
