@@ -2,7 +2,8 @@
 
 Every read of a collection is selected with its caller's scope and expanded by
 :meth:`Engine._render`; every write goes through :meth:`Engine._write`. Each public
-call runs in one storage transaction, so a call that raises changes nothing.
+write runs in one storage transaction, so a call that raises changes nothing; a
+read runs in one too, unless it is one statement (see :meth:`Engine._read`).
 
 ``auth`` is None for trusted code (no checks at all), else the caller's verified
 claims: the engine then enforces the permissions and field rights the model
