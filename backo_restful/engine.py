@@ -286,14 +286,19 @@ class Engine:
 
         def work() -> tuple[list[Any], bool, list[Any], int | None, str | None]:
             budget = _Budget(max_objects)  # each attempt counts from zero
-            rows, counted = self.storage.select_counted(
-                collection, where, keys, None if limit is None else limit + 1, offset,
-                after=position, reverse=reverse, scope=scope, scopes=scopes,
-                count_limit=None if count == "exact" else count_limit,
-            ) if count != "none" else (self.storage.select(
-                collection, where, keys, None if limit is None else limit + 1, offset,
-                after=position, reverse=reverse, scope=scope, scopes=scopes,
-            ), None)  # fmt: skip
+            end = None if limit is None else limit + 1  # one row more: is there a next page?
+            if count == "none":
+                rows = self.storage.select(
+                    collection, where, keys, end, offset,
+                    after=position, reverse=reverse, scope=scope, scopes=scopes,
+                )  # fmt: skip
+                counted = None
+            else:
+                rows, counted = self.storage.select_counted(
+                    collection, where, keys, end, offset,
+                    after=position, reverse=reverse, scope=scope, scopes=scopes,
+                    count_limit=None if count == "exact" else count_limit,
+                )  # fmt: skip
             more = limit is not None and len(rows) > limit
             rows = rows[:limit] if limit is not None else rows
             if reverse:

@@ -17,6 +17,7 @@ import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
@@ -112,7 +113,7 @@ class _Transaction:
     (``ordered``: later locks do not wait), whether a statement filters with a
     pattern, and whether the time limit of patterns is on."""
 
-    __slots__ = ("expected", "filtered", "held", "limited", "ordered", "patterns", "peewee")
+    __slots__ = ("expected", "held", "limited", "ordered", "patterns", "peewee")
 
     def __init__(self, peewee_transaction: Any = None) -> None:
         self.peewee = peewee_transaction
@@ -123,9 +124,25 @@ class _Transaction:
         self.ordered = False
         self.patterns = False
         self.limited = False
-        #: The last filter written as SQL: what it was made of (compared by
-        #: identity), and its SQL, parameters and whether it has patterns.
-        self.filtered: tuple[Any, tuple[str, list[Any], bool]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """What every read of a collection's rows starts from, written once."""
+
+    #: ``SELECT <every column>`` (as :meth:`PeeweeStorage._columns` names them).
+    head: str
+    #: `` FROM <table> AS t1``.
+    source: str
+    #: The row of one id (its one parameter).
+    by_id: str
+    #: ``SELECT COUNT(*) FROM <table> AS t1`` and ``SELECT 1 FROM <table> AS t1``.
+    count_all: str
+    count_one: str
+    #: The name and converter (None: none needed) of each column of ``head``.
+    converters: list[tuple[str, Any]]
+    #: The names of those columns when none needs a converter.
+    plain: list[str] | None
 
 
 class PeeweeStorage:
@@ -171,10 +188,8 @@ class PeeweeStorage:
         self._keep = self._memory or (
             persistent if persistent is not None else from_url and not pooled
         )
-        self._fetch_one_plans: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
-        #: SQL built once per collection: the head of its selects, of its counts.
-        self._select_heads: dict[str, tuple[str, str]] = {}
-        self._count_heads: dict[str, tuple[str, str]] = {}
+        #: The statements of each collection built once (see :meth:`_sql`).
+        self._statements: dict[str, _Statements] = {}
         #: What a read by ids reads -> its SQL before and after the ids.
         self._id_plans: dict[tuple[Any, ...], tuple[str, str]] = {}
         #: (collection, (column, descending, without NULLS clause)...) -> ORDER BY.
@@ -943,19 +958,8 @@ class PeeweeStorage:
         if reverse:
             keys = [(expr, not descending) for expr, descending in keys]
         if not joins:
-            # No join: the statement is put together from SQL built once per
-            # collection (and order), and the filter's, which count() reuses.
-            shape = (
-                collection.name,
-                *((e.name, d, b) for (e, d), b in zip(keys, plain, strict=True)),
-            )
-            ordered = self._orders.get(shape)
-            if ordered is None:
-                ctx = self._context(collection)
-                ctx.literal(" ORDER BY ").sql(peewee.CommaNodeList(_order_by(keys, plain)))
-                ordered = self._orders[shape] = ctx.query()
             return self._select_rows(
-                collection, where, scope, scopes, after, keys, non_null, ordered, limit, offset,
+                collection, where, scope, scopes, after, keys, non_null, plain, limit, offset,
                 counting,
             )  # fmt: skip
         query = table.select(*self._columns(collection))
@@ -995,16 +999,24 @@ class PeeweeStorage:
         after: Sequence[Any] | None,
         keys: list[tuple[Any, bool]],
         non_null: list[bool],
-        order: tuple[str, list[Any]],
+        plain: list[bool],
         limit: int | None,
         offset: int | None,
         counting: tuple[int | None] | None,
     ) -> tuple[list[dict[str, Any]], int | None]:
-        """:meth:`_select` of a statement on the collection's table alone
-        (``order``: its ``ORDER BY`` clause and the clause's parameters), with
-        the count as one more column when ``counting``."""
+        """:meth:`_select` of a statement on the collection's table alone, with
+        the count as one more column when ``counting``: put together from the
+        SQL of :meth:`_sql` and an ``ORDER BY`` built once per sort, around the
+        filter's."""
+        shape = (collection.name, *((e.name, d, b) for (e, d), b in zip(keys, plain, strict=True)))
+        order = self._orders.get(shape)
+        if order is None:
+            ctx = self._context(collection)
+            ctx.literal(" ORDER BY ").sql(peewee.CommaNodeList(_order_by(keys, plain)))
+            order = self._orders[shape] = ctx.query()
         sql, params = self._filtered(collection, where, scope, scopes)
-        head, source = self._heads(collection)
+        statements = self._sql(collection)
+        head = statements.head
         if counting is not None:
             total_sql, total_params = self._count_sql(collection, sql, params, counting[0])
             head = f"{head}, ({total_sql}) AS _total"
@@ -1020,14 +1032,14 @@ class PeeweeStorage:
         if offset:
             ctx.literal(f" OFFSET {int(offset)}")
         rest, more = ctx.query()
-        rows = self._execute(head + source + sql + rest, params + more + order[1])
+        rows = self._execute(head + statements.source + sql + rest, params + more + order[1])
         # (The count, when asked, is the last column: _dicts leaves it out.)
         total = None if counting is None or not rows else int(rows[0][-1] or 0)
         return self._dicts(collection, rows), total
 
     def _context(self, collection: Collection) -> Any:
         """A context to write SQL in, where the collection's table is ``t1`` as
-        in the statements of :meth:`_heads`."""
+        in the statements of :meth:`_sql`."""
         ctx = self.db.get_sql_context()
         ctx.alias_manager[self.table(collection)._meta.table]  # the first table seen: t1
         # As inside a SELECT: a subquery in the filter is written in parentheses.
@@ -1037,37 +1049,41 @@ class PeeweeStorage:
         )  # fmt: skip
         return ctx
 
-    def _heads(self, collection: Collection) -> tuple[str, str]:
-        """``SELECT <every column, as in _columns>`` and `` FROM <table> AS t1``."""
-        heads = self._select_heads.get(collection.name)
-        if heads is None:
+    def _sql(self, collection: Collection) -> _Statements:
+        """The statements every read of ``collection`` starts from."""
+        statements = self._statements.get(collection.name)
+        if statements is None:
             table = self.table(collection)
-            sql = table.select(*self._columns(collection)).sql()[0]
-            cut = sql.rindex(" FROM ")
-            heads = self._select_heads[collection.name] = sql[:cut], sql[cut:]
-        return heads
+            rows = table.select(*self._columns(collection))
+            select = rows.sql()[0]
+            cut = select.rindex(" FROM ")
+            converters = [
+                (_field_name(name), _converter(field)) for name, field in table._meta.fields.items()
+            ]
+            plain = all(read is None for _, read in converters)
+            statements = self._statements[collection.name] = _Statements(
+                head=select[:cut],
+                source=select[cut:],
+                by_id=rows.where(table.id == 0).sql()[0],
+                count_all=table.select(peewee.fn.COUNT(peewee.SQL("*"))).sql()[0],
+                count_one=table.select(peewee.SQL("1")).sql()[0],
+                converters=converters,
+                plain=[name for name, _ in converters] if plain else None,
+            )
+        return statements
 
     def _filtered(
         self, collection: Collection, where: Node | None, scope: Node | None, scopes: Scopes | None
     ) -> tuple[str, list[Any]]:
         """`` WHERE ...`` (or nothing) of ``where`` and ``scope``, as SQL and its
-        parameters. A read asks for the same filter twice (its page, then its
-        count): the second time it is not built again."""
-        state = self._state()
-        key = (collection, where, scope, scopes)
-        last = state.filtered
-        if last is not None and all(a is b for a, b in zip(last[0], key, strict=True)):
-            sql, params, patterns = last[1]
-            state.patterns = state.patterns or patterns
-            return sql, list(params)
+        parameters."""
         conditions = self._conditions(collection, where, scope, scopes)
         if not conditions:
             return "", []
         ctx = self._context(collection)
         ctx.literal(" WHERE ").sql(functools.reduce(operator.and_, conditions))
         sql, params = ctx.query()
-        state.filtered = key, (sql, list(params), state.patterns)
-        return sql, params
+        return sql, list(params)
 
     def _conditions(
         self, collection: Collection, where: Node | None, scope: Node | None, scopes: Scopes | None
@@ -1124,10 +1140,12 @@ class PeeweeStorage:
         where counting them one by one takes a few hundred), a table whose ids
         (which its rows never outnumber) stay within ``limit`` is counted whole.
         """
-        exact, one = self._count_head(collection)
+        statements = self._sql(collection)
         if limit is None:
-            return exact + where, list(params)
-        bounded = f"SELECT COUNT(*) FROM ({one}{where} LIMIT {int(limit) + 1}) AS _rows"
+            return statements.count_all + where, list(params)
+        bounded = (
+            f"SELECT COUNT(*) FROM ({statements.count_one}{where} LIMIT {int(limit) + 1}) AS _rows"
+        )
         if where or not self.dialect.fast_table_count:
             return bounded, list(params)
         name = self.table(collection)._meta.table_name
@@ -1136,17 +1154,6 @@ class PeeweeStorage:
             f'THEN (SELECT COUNT(*) FROM "{name}") ELSE ({bounded}) END',
             [],
         )
-
-    def _count_head(self, collection: Collection) -> tuple[str, str]:
-        """``SELECT COUNT(*) FROM <table> AS t1`` and ``SELECT 1 FROM <table> AS t1``."""
-        head = self._count_heads.get(collection.name)
-        if head is None:
-            table = self.table(collection)
-            head = self._count_heads[collection.name] = (
-                table.select(peewee.fn.COUNT(peewee.SQL("*"))).sql()[0],
-                table.select(peewee.SQL("1")).sql()[0],
-            )
-        return head
 
     def estimate(
         self,
@@ -1410,25 +1417,8 @@ class PeeweeStorage:
         The most frequent read: its SQL is built once per collection, and its
         values converted as :meth:`fetch` converts them.
         """
-        sql, converters = self._read_plan(collection)
-        row = self.db.execute_sql(sql, (id_,)).fetchone()
-        if row is None:
-            return None
-        pairs = zip(converters, row, strict=True)
-        return {name: value if read is None else read(value) for (name, read), value in pairs}
-
-    def _read_plan(self, collection: Collection) -> tuple[str, list[tuple[str, Any]]]:
-        """The SQL of :meth:`fetch_one`, and the name and converter of each column
-        it reads (in the order of :meth:`_columns`, as ``RETURNING`` gives them)."""
-        plan = self._fetch_one_plans.get(collection.name)
-        if plan is None:
-            table = self.table(collection)
-            sql, _ = table.select(*self._columns(collection)).where(table.id == 0).sql()
-            converters = [
-                (_field_name(name), _converter(field)) for name, field in table._meta.fields.items()
-            ]
-            plan = self._fetch_one_plans[collection.name] = sql, converters
-        return plan
+        row = self.db.execute_sql(self._sql(collection).by_id, (id_,)).fetchone()
+        return None if row is None else self._dicts(collection, [row])[0]
 
     def fetch(
         self,
@@ -1491,12 +1481,12 @@ class PeeweeStorage:
     ) -> list[dict[str, Any]]:
         """Rows read from :meth:`_columns` (after ``skip`` other columns, before
         any other) as dicts of field name to value, converted as peewee would."""
-        converters = self._read_plan(collection)[1]
+        statements = self._sql(collection)
         if skip:
             rows = [row[skip:] for row in rows]
-        if all(read is None for _, read in converters):  # ints and texts: as read
-            names = [name for name, _ in converters]
-            return [dict(zip(names, row, strict=False)) for row in rows]
+        if statements.plain is not None:  # ints and texts: as read
+            return [dict(zip(statements.plain, row, strict=False)) for row in rows]
+        converters = statements.converters
         return [
             {
                 name: value if read is None else read(value)
@@ -1629,11 +1619,7 @@ class PeeweeStorage:
         sql, slots = plan
         params = [id_ if field is None else field.db_value(values[name]) for name, field in slots]
         row = self.db.execute_sql(sql, params).fetchone()
-        if row is None:
-            return None
-        converters = self._read_plan(collection)[1]
-        pairs = zip(converters, row, strict=True)
-        return {name: value if read is None else read(value) for (name, read), value in pairs}
+        return None if row is None else self._dicts(collection, [row])[0]
 
     def _write_plan(
         self, collection: Collection, kind: str, names: list[str]
