@@ -17,7 +17,7 @@ import jwt
 from flask import current_app, g, has_request_context, request
 from werkzeug.local import LocalProxy
 
-from .exceptions import DeclarationError, Unauthorized
+from .exceptions import DeclarationError, InvalidToken, Unauthorized
 
 __all__ = [
     "Anyone",
@@ -202,14 +202,14 @@ class JWTAuth:
             scheme, _, token = authorization.strip().partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not token or " " in token:
-                raise Unauthorized("The token is not valid.", invalid_token=True)
+                raise InvalidToken()
             return token
         return cookie or None
 
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of ``token``.
 
-        :raises Unauthorized: (``invalid_token``) if it is malformed, signed with
+        :raises InvalidToken: if it is malformed, signed with
             another key or algorithm, expired, not yet valid, or for another
             audience or issuer. The message says no more than that.
         """
@@ -224,9 +224,9 @@ class JWTAuth:
                 options={"require": ["exp"]},
             )
         except (jwt.PyJWTError, ValueError, TypeError):
-            raise Unauthorized("The token is not valid.", invalid_token=True) from None
+            raise InvalidToken() from None
         if not isinstance(claims, dict) or not claims:
-            raise Unauthorized("The token is not valid.", invalid_token=True)
+            raise InvalidToken()
         return claims
 
     def authenticate(self) -> User:

@@ -29,11 +29,11 @@ from marshmallow import ValidationError
 from . import paging
 from .access import Access, audit_values, managed_fields, permission_of, right, unguarded
 from .exceptions import (
-    BackoError,
     BadRequest,
     Conflict,
     ConnectionLost,
     Forbidden,
+    NoEngine,
     NotFound,
     ReferenceViolation,
     StorageConflict,
@@ -1707,11 +1707,7 @@ def setup(model: DataModel, storage: PeeweeStorage) -> Engine:
 def default_engine() -> Engine:
     """The engine installed by :func:`setup`."""
     if _default is None:
-        raise BackoError(
-            "No default engine: call backo_restful.setup(model, storage) first, "
-            "or pass an engine explicitly.",
-            code="NO_ENGINE",
-        )
+        raise NoEngine()
     return _default
 
 

@@ -15,7 +15,10 @@ class BackoError(Exception):
 
     :param message: a human sentence saying what went wrong.
     :param details: machine-readable data about the error (JSON-serializable).
-    :param code: overrides the class's default code for this instance.
+    :param code: a code of your own for this instance, for errors your
+        application raises (an event handler refusing a write, say). The
+        library's own errors never use it: each code it raises belongs to one
+        class, so ``except UniqueViolation`` catches exactly that error.
     """
 
     code: str = "INTERNAL_ERROR"
@@ -61,6 +64,19 @@ class DeclarationError(BackoError):
         where = ".".join(part for part in (collection, field) if part)
         details = {"collection": collection, "field": field}
         super().__init__(f"{where}: {message}" if where else message, details)
+
+
+class NoEngine(BackoError):
+    """A module-level call ran before :func:`backo_restful.setup` installed a
+    default engine."""
+
+    code = "NO_ENGINE"
+
+    def default_message(self) -> str:
+        return (
+            "No default engine: call backo_restful.setup(model, storage) first, "
+            "or pass an engine explicitly."
+        )
 
 
 class StorageError(BackoError):
@@ -140,7 +156,127 @@ class BadRequest(ClientError):
     """The request is malformed: bad parameters, bad JSON, an unknown field."""
 
 
-class PatternTooSlow(BadRequest):
+class _Described(BadRequest):
+    """A :class:`BadRequest` whose ``details`` name what was refused: each name in
+    :attr:`carried` becomes an attribute (None when the details lack it)."""
+
+    carried: tuple[str, ...] = ()
+
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details)
+        for name in self.carried:
+            setattr(self, name, self.details.get(name))
+
+
+class InvalidBody(BadRequest):
+    """The request body is not what the call takes (not an object of fields, say)."""
+
+    code = "INVALID_BODY"
+
+
+class InvalidJSON(InvalidBody):
+    """The request body is not valid JSON."""
+
+    code = "INVALID_JSON"
+
+
+class InvalidValue(BadRequest):
+    """A value does not fit its database column (the database refused it)."""
+
+    code = "INVALID_VALUE"
+
+
+class NestingTooDeep(BadRequest):
+    """Objects nested in relations go deeper than the server handles."""
+
+    code = "NESTING_TOO_DEEP"
+
+    def default_message(self) -> str:
+        return "Objects are nested too deeply."
+
+
+class InvalidParameter(_Described):
+    """A query parameter (or an engine argument) has a value it does not take.
+
+    :attr parameter: the parameter's name, where one is to blame.
+    """
+
+    code = "INVALID_PARAMETER"
+    carried: tuple[str, ...] = ("parameter",)
+
+
+class UnknownParameter(InvalidParameter):
+    """The request has a query parameter the route does not know."""
+
+    code = "UNKNOWN_PARAMETER"
+
+
+class InvalidCursor(InvalidParameter):
+    """An ``after`` or ``before`` cursor that is not one this list gave out, or
+    made for another sort."""
+
+    code = "INVALID_CURSOR"
+
+
+class InvalidId(InvalidParameter):
+    """An id that is not an integer between 1 and the largest id (or, for a PUT
+    that would create, above the largest id it creates).
+
+    :attr collection: the collection it was meant for.
+    :attr id: the id as given.
+    """
+
+    code = "INVALID_ID"
+    carried = ("parameter", "collection", "id")
+
+
+class LimitExceeded(InvalidParameter):
+    """A request over one of the server's limits (depth, page size, objects in
+    the answer, objects created by a write...).
+
+    :attr setting: the setting that holds the limit (``BACKO_MAX_OBJECTS``...).
+    :attr maximum: the limit.
+    """
+
+    code = "LIMIT_EXCEEDED"
+    carried = ("parameter", "setting", "maximum")
+
+
+class UnknownField(_Described):
+    """A field path (of a filter, a sort or ``fields``) names a field the
+    collection does not have, or one the caller may not read.
+
+    :attr field: the path as given.
+    """
+
+    code = "UNKNOWN_FIELD"
+    carried = ("field",)
+
+
+class InvalidFilter(_Described):
+    """A filter that is not well formed, or compares a field with a value it
+    cannot hold.
+
+    :attr field: the field path it concerns, where there is one.
+    """
+
+    code = "INVALID_FILTER"
+    carried = ("field",)
+
+
+class UnknownOperator(InvalidFilter):
+    """A filter operator that does not exist, or does not apply to the field."""
+
+    code = "UNKNOWN_OPERATOR"
+
+
+class InvalidPattern(InvalidFilter):
+    """A ``$re`` pattern outside the portable syntax, or too large."""
+
+    code = "INVALID_PATTERN"
+
+
+class PatternTooSlow(InvalidPattern):
     """A filter with ``$re`` ran out of the time it is given (or out of the
     database's regular expression match limit) before it could answer.
 
@@ -155,6 +291,17 @@ class PatternTooSlow(BadRequest):
             "use a simpler pattern, or narrow the filter with other conditions.",
             {"limit": limit},
         )
+
+
+class InvalidSort(_Described):
+    """A sort that is not a list of field paths, or sorts on a path twice or
+    through a list of objects.
+
+    :attr field: the field path it concerns, where there is one.
+    """
+
+    code = "INVALID_SORT"
+    carried = ("field",)
 
 
 class BodyTooLarge(ClientError):
@@ -188,15 +335,13 @@ class Unauthorized(ClientError):
     """The caller must authenticate: no token where one is needed, or a token that
     is not valid (``invalid_token``). Answered with ``WWW-Authenticate: Bearer``.
 
-    :param invalid_token: the request carried a token that failed verification.
     """
 
     code = "UNAUTHORIZED"
     status = 401
 
-    def __init__(self, message: str | None = None, *, invalid_token: bool = False) -> None:
-        self.invalid_token = invalid_token
-        super().__init__(message, code="INVALID_TOKEN" if invalid_token else None)
+    #: Whether the request carried a token that failed verification.
+    invalid_token = False
 
     def default_message(self) -> str:
         return "Authentication is required."
@@ -205,6 +350,16 @@ class Unauthorized(ClientError):
     def challenge(self) -> str:
         """The ``WWW-Authenticate`` value of this error."""
         return 'Bearer error="invalid_token"' if self.invalid_token else "Bearer"
+
+
+class InvalidToken(Unauthorized):
+    """The request carried a token that failed verification."""
+
+    code = "INVALID_TOKEN"
+    invalid_token = True
+
+    def default_message(self) -> str:
+        return "The token is not valid."
 
 
 class Forbidden(ClientError):
@@ -248,6 +403,22 @@ class NotFound(ClientError):
         return "Not found."
 
 
+class UnknownCollection(NotFound):
+    """The model has no collection of that name.
+
+    :param name: the name asked for.
+    """
+
+    code = "UNKNOWN_COLLECTION"
+
+    def __init__(self, name: Any) -> None:
+        self.name = name if isinstance(name, str) else repr(name)
+        super().__init__(
+            message=f"There is no collection named {name!r}.",
+            details={"collection": self.name},
+        )
+
+
 class MethodNotAllowed(ClientError):
     """The route does not serve this HTTP method.
 
@@ -273,6 +444,34 @@ class Conflict(ClientError):
 
     def default_message(self) -> str:
         return "The request conflicts with the current state of the data."
+
+
+class UniqueViolation(Conflict):
+    """Another object already holds this value of a unique field.
+
+    :attr collection: the collection.
+    :attr field: the field (as clients name it).
+    """
+
+    code = "UNIQUE_VIOLATION"
+
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details)
+        self.collection = self.details.get("collection")
+        self.field = self.details.get("field")
+
+
+class NotEmpty(Conflict):
+    """A delete refused by the ``MUST_BE_EMPTY`` strategy of a relation that
+    still holds objects."""
+
+    code = "NOT_EMPTY"
+
+
+class RequiredRelation(Conflict):
+    """A write or a delete would leave an object without a relation it requires."""
+
+    code = "REQUIRED_RELATION"
 
 
 class ReferenceViolation(Conflict):

@@ -47,6 +47,17 @@ class DeleteStrategy(enum.Enum):
     UNLINK_REFERENCED_ITEMS = "unlink_referenced_items"
 
 
+class LinkStorage(enum.StrEnum):
+    """Where the links of one side of a relation are stored."""
+
+    #: A column of this collection's table, holding the target's id.
+    FK_HERE = "fk_here"
+    #: A column of the target's table, holding this object's id.
+    FK_THERE = "fk_there"
+    #: A join table of its own (many-to-many).
+    M2M = "m2m"
+
+
 class Schema(marshmallow.Schema):
     """Base class for collection schemas. Unknown fields are rejected."""
 
@@ -218,9 +229,7 @@ class RefsList(Relation):
 class RelationInfo:
     """One side of a resolved relation (filled in by :meth:`DataModel.resolve`).
 
-    ``storage`` says where the link lives: ``"fk_here"`` (a column of this
-    collection's table), ``"fk_there"`` (a column of the target's table) or
-    ``"m2m"`` (a join table).
+    ``storage`` says where the link lives (a :class:`LinkStorage`).
     """
 
     reverse: RelationInfo
@@ -234,7 +243,7 @@ class RelationInfo:
         self.required = bool(field.required)
         self.on_delete: DeleteStrategy | None = getattr(field, "on_delete", None)
         self.target: Collection = collection  # replaced in resolve()
-        self.storage = ""
+        self.storage = LinkStorage.FK_HERE  # decided in resolve()
 
     def __repr__(self) -> str:
         return f"<RelationInfo {self.collection.name}.{self.name} -> {self.target.name}>"
@@ -556,13 +565,13 @@ class DataModel:
         relation.target = target
         relation.reverse = other
         if relation.multi and other.multi:
-            relation.storage = "m2m"
+            relation.storage = LinkStorage.M2M
         elif relation.multi:
-            relation.storage = "fk_there"
-        elif other.multi:
-            relation.storage = "fk_here"
+            relation.storage = LinkStorage.FK_THERE
+        elif other.multi or _holds_one_to_one_key(relation, other):
+            relation.storage = LinkStorage.FK_HERE
         else:
-            relation.storage = "fk_here" if _holds_one_to_one_key(relation, other) else "fk_there"
+            relation.storage = LinkStorage.FK_THERE
 
 
 def _check_owner_keys(collection: Collection) -> None:
@@ -570,7 +579,7 @@ def _check_owner_keys(collection: Collection) -> None:
     permissions = collection.options.get("permissions")
     for name in sorted(permissions.owner_fields() if permissions is not None else ()):
         relation = collection.relations.get(name)
-        if relation is not None and relation.storage != "fk_here":
+        if relation is not None and relation.storage is not LinkStorage.FK_HERE:
             other = f"{relation.target.name}.{relation.reverse.name}"
             raise DeclarationError(
                 f"the owner field {name!r} is a one-to-one Ref whose key {other} stores; "
