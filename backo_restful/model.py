@@ -20,6 +20,9 @@ from .exceptions import DeclarationError
 
 #: The largest id any backend can store (a signed 64-bit integer).
 MAX_ID = 2**63 - 1
+#: The most characters of an id given as text: more is over MAX_ID (or padded with
+#: zeros beyond reason), and is not parsed.
+_ID_DIGITS = 30
 
 #: Query parameters of collection reads; no field may be named like them.
 RESERVED_NAMES = (
@@ -95,6 +98,17 @@ def check_id(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
         raise ValueError(f"an id must be an integer between 1 and {MAX_ID}")
     return value
+
+
+def parse_id(value: Any) -> int:
+    """An id from ``value``: an integer, or its decimal digits as text (the ids
+    of URLs, query strings and JWT ``sub`` claims).
+
+    :raises ValueError: if it is not an id (see :func:`check_id`).
+    """
+    if isinstance(value, str) and len(value) <= _ID_DIGITS and value.isascii() and value.isdigit():
+        value = int(value)
+    return check_id(value)
 
 
 def storable(value: Any) -> tuple[Any, str | None]:

@@ -11,6 +11,7 @@ import backo_restful
 from backo_restful import Engine
 from backo_restful import engine as default
 from backo_restful.api import basic
+from backo_restful.engine.default import install
 from backo_restful.exceptions import (
     BackoError,
     BadRequest,
@@ -79,9 +80,8 @@ def test_engine_accepts_string_ids(cookies: Engine) -> None:
 
 
 def test_setup_installs_the_default_engine(database: Any) -> None:
-    previous = default._default
+    previous = install(None)
     try:
-        default._default = None
         with pytest.raises(BackoError) as missing:
             default.get("jar")
         assert missing.value.code == "NO_ENGINE"
@@ -96,7 +96,7 @@ def test_setup_installs_the_default_engine(database: Any) -> None:
         assert (status, headers, body["error"]["code"]) == (404, {}, "OBJECT_DOES_NOT_EXIST")
         assert default.delete("jar", 1) == (None, 204)
     finally:
-        default._default = previous
+        install(previous)
 
 
 def test_two_engines_are_independent(tmp_path: Any) -> None:

@@ -255,9 +255,10 @@ def test_init_app_later_and_a_url_prefix(make_engine: Any) -> None:
 def test_default_engine_is_used_without_engine(database: Any) -> None:
     import backo_restful
     from backo_restful.engine import default_engine
+    from backo_restful.engine.default import install
     from backo_restful.storage import PeeweeStorage
 
-    previous = backo_restful.engine._default
+    previous = install(None)
     try:
         backo_restful.setup(models.cookies, PeeweeStorage(database))
         app = Flask("default")
@@ -271,7 +272,7 @@ def test_default_engine_is_used_without_engine(database: Any) -> None:
         assert client.post("/jar", json={"name": "d"}).status_code == 201
         assert default_engine().get("jar", 1)[0]["name"] == "d"
     finally:
-        backo_restful.engine._default = previous
+        install(previous)
 
 
 def test_options_lists_what_each_route_serves(client: Any) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..engine import DEFAULT_COUNT_LIMIT, Engine, default_engine
+from ..engine import DEFAULT_COUNT_LIMIT, Engine, ReadOptions, default_engine
 from ..exceptions import BackoError, MethodNotAllowed, StorageUnavailable, Unauthorized
 from ..paging import link_header
 from ..query import Node, check_count
@@ -86,19 +86,17 @@ def get(
     """
     try:
         check_count("depth", depth, maximum=max_depth, setting="BACKO_MAX_DEPTH")
-        if id_ is not None:
-            return _call(
-                engine, "get", name, id_, depth=depth, filter_=filter_, fields=fields,
-                max_objects=max_objects, auth=auth,
-            )  # fmt: skip
-        if limit is None:
+        if limit is None and id_ is None:
             limit = max_limit
-        check_count("limit", limit, maximum=max_limit, setting="BACKO_MAX_LIMIT")
-        page = (engine or default_engine()).page(
-            name, depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset,
-            fields=fields, after=after, before=before, count=count,
-            count_limit=count_limit, max_objects=max_objects, auth=auth,
+        options = ReadOptions(
+            depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset, fields=fields,
+            after=after, before=before, count=count, count_limit=count_limit,
+            max_objects=max_objects,
         )  # fmt: skip
+        if id_ is not None:
+            return _call(engine, "get", name, id_, options=options, auth=auth)
+        check_count("limit", limit, maximum=max_limit, setting="BACKO_MAX_LIMIT")
+        page = (engine or default_engine()).page(name, options=options, auth=auth)
     except BackoError as error:
         return error_response(error)
     headers: dict[str, str] = {}

@@ -1,0 +1,143 @@
+"""One engine call: the caller's rights and the answer's budget, passed explicitly.
+
+Every operation of an engine call is a method of one :class:`Call`, built by the
+:class:`~backo_restful.engine.Engine` for that call and dropped after it. The
+concerns of a call are mixins of it, one per module (reading, guarding, writing,
+deleting), so the state they share travels in ``self``, never in a global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..access import Access, permission_of
+from ..exceptions import LimitExceeded, NotFound
+from ..model import Collection, DataModel
+from ..query import Node
+from ..storage import PeeweeStorage, Scopes
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+Auth = Mapping[str, Any] | None
+
+
+def access_of(model: DataModel, auth: Auth) -> Access | None:
+    """The rights of ``auth`` in ``model``: None for trusted code (``auth=None``).
+
+    :raises TypeError: if ``auth`` is neither None nor a Mapping.
+    """
+    if auth is None:
+        return None
+    if not isinstance(auth, Mapping):
+        raise TypeError(
+            f"auth is None (trusted code) or a Mapping of verified claims, "
+            f"not {type(auth).__name__}"
+        )
+    return Access(model, auth)
+
+
+class Budget:
+    """Counts the objects and ids of one response against ``limit`` (None: no limit)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def room(self) -> int | None:
+        """How many more rows to read: one over the limit shows it is exceeded."""
+        return None if self.limit is None else self.limit - self.used + 1
+
+    def take(self, count: int) -> None:
+        """Count ``count`` objects or ids read."""
+        self.used += count
+        self.check(self.used)
+
+    def check(self, shown: int) -> None:
+        """Refuse an answer that shows ``shown`` objects and ids."""
+        if self.limit is not None and shown > self.limit:
+            raise LimitExceeded(
+                f"The response would hold more than {self.limit} objects and ids "
+                f"(BACKO_MAX_OBJECTS={self.limit}): ask for less depth, a smaller page "
+                "or fewer fields.",
+                {"setting": "BACKO_MAX_OBJECTS", "maximum": self.limit},
+            )
+
+
+class Call:
+    """The state of one engine call.
+
+    :param engine: the engine called.
+    :param access: the caller's rights (None: trusted code, no checks).
+    """
+
+    def __init__(self, engine: Engine, access: Access | None) -> None:
+        self.engine = engine
+        self.model: DataModel = engine.model
+        self.storage: PeeweeStorage = engine.storage
+        self.access = access
+        #: The objects and ids the answer may still show (reset by each read attempt).
+        self.budget = Budget()
+
+    def scope(self, collection: Collection) -> Node | None:
+        """The filter the caller's reads of ``collection`` get (None: every object)."""
+        return self.access.scope(collection) if self.access is not None else None
+
+    def scopes(self, collection: Collection) -> tuple[Node | None, Scopes | None]:
+        """The caller's scope of ``collection``, and the scopes of every collection
+        (for paths through relations); None, None for trusted code."""
+        if self.access is None:
+            return None, None
+        return self.access.scope(collection), self.access.scopes()
+
+    def refuse_early(self, collection: Collection, *actions: str) -> None:
+        """Refuse a caller whom no object could allow any of ``actions`` (asked with
+        ``obj=None``), before the request's body or its object are looked at."""
+        access = self.access
+        if access is None:
+            return
+        permission = permission_of(collection)
+        if permission is not None and not any(permission.can(access.auth, a) for a in actions):
+            raise access.refusal(collection, actions[0])
+
+    def _visible_ids(self, collection: Collection, ids: set[int]) -> set[int]:
+        """Those of ``ids`` the caller may see."""
+        scope = self.scope(collection)
+        if scope is None or not ids:
+            return ids
+        return self.storage.existing_ids(collection, ids, scope=scope)
+
+    def _require(self, collection: Collection, ids: list[int]) -> None:
+        """Lock objects ``ids``, which must exist (and be visible to the caller).
+
+        :raises NotFound: naming the missing ones.
+        """
+        if not ids:
+            return
+        scope = self.scope(collection)
+        found = self.storage.lock(collection, ids)
+        if scope is not None and found:
+            found = self.storage.existing_ids(collection, found, scope=scope)
+        missing = set(ids) - found
+        if missing:
+            raise missing_objects(collection, missing)
+
+    def _stored(self, collection: Collection, id_: int) -> dict[str, Any]:
+        """The stored row of object ``id_``, which the call has locked.
+
+        :raises NotFound: if it is gone after all.
+        """
+        row = self.storage.fetch_one(collection, id_)
+        if row is None:
+            raise missing_objects(collection, {id_})
+        return row
+
+
+def missing_objects(collection: Collection, ids: set[int]) -> NotFound:
+    """The error for objects ``ids`` of ``collection`` that do not exist."""
+    error = NotFound(collection.name, min(ids))
+    error.details["ids"] = sorted(ids)
+    return error

@@ -1,0 +1,319 @@
+"""The :class:`Engine`: the public calls, each one :class:`Operation` in a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..access import permission_of
+from ..exceptions import InvalidId, ReferenceViolation, UnknownCollection
+from ..model import Collection, DataModel
+from ..paging import Page
+from ..query import Node
+from ..storage import PeeweeStorage
+from .arguments import check_batch, load, load_many, object_id
+from .call import Auth, access_of, missing_objects
+from .deleting import Deleting, delete_order
+from .options import DEFAULT_COUNT_LIMIT, ReadOptions
+from .reading import Layout, Reading
+from .transactions import run_read, run_write
+
+#: The largest id PUT may create: the id counters keep room above it, and every id
+#: stays exact in JavaScript clients.
+MAX_CREATED_ID = 2**53 - 1
+
+
+class Operation(Deleting, Reading):
+    """Everything one engine call may do: read, guard, write, delete."""
+
+    def replace(self, collection: Collection, id_: int, data: dict[str, Any]) -> tuple[Any, int]:
+        """PUT ``data`` at ``id_``: replace the object, or create it there (201).
+
+        :raises InvalidId: if it would create an object above :data:`MAX_CREATED_ID`.
+        """
+        self._lock_plan(collection, id_, [data], replace=True)
+        if self.scope(collection) is not None and not self._visible_ids(collection, {id_}):
+            # A caller who sees only part of the collection cannot tell a free
+            # id from a hidden one: for them PUT neither creates nor reveals.
+            raise missing_objects(collection, {id_})
+        if self.storage.lock(collection, [id_]):
+            allowed = self._allowed_update(collection, id_, data)
+            self.update_object(collection, id_, allowed, replace=True)
+            return self.reread(collection, [id_])[0], 200
+        if id_ > MAX_CREATED_ID:
+            raise InvalidId(
+                f"PUT creates objects with ids up to {MAX_CREATED_ID} only; "
+                f"there is no {collection.name} {id_}.",
+                {"collection": collection.name, "id": id_, "maximum": MAX_CREATED_ID},
+            )
+        self.create(collection, data, id_=id_)
+        return self.reread(collection, [id_])[0], 201
+
+
+class Engine:
+    """Serve a :class:`DataModel` from a storage.
+
+    :param model: the declared data model (checked here).
+    :param storage: where the collections live, e.g. a :class:`PeeweeStorage`.
+    :raises DeclarationError: if the model is declared wrongly.
+
+    Every call takes ``auth``: None for trusted code (no checks), else the
+    caller's verified claims (a Mapping; empty for an anonymous caller), whose
+    permissions and field rights the call enforces. A refused caller gets
+    :class:`~backo_restful.exceptions.Unauthorized` when anonymous, else
+    :class:`~backo_restful.exceptions.Forbidden`; an object outside the caller's
+    scope is :class:`NotFound`, for every method.
+    """
+
+    def __init__(self, model: DataModel, storage: PeeweeStorage) -> None:
+        model.resolve()
+        storage.attach(model)
+        self.model = model
+        self.storage = storage
+        model.freeze()
+        #: Collections in the order a delete removes their rows.
+        self.delete_order = delete_order(model)
+        #: How each collection's objects are shown (see :meth:`Reading._layout`).
+        self.layouts: dict[str, Layout] = {}
+
+    def __repr__(self) -> str:
+        return f"<Engine {self.model.name!r} on {self.storage!r}>"
+
+    def _start(self, name: str, auth: Auth) -> tuple[Collection, Operation]:
+        """The collection named ``name`` and the operation of a call by ``auth``.
+
+        :raises UnknownCollection: if there is no such collection.
+        """
+        collection = self.model.collections.get(name) if isinstance(name, str) else None
+        if collection is None:
+            raise UnknownCollection(name)
+        return collection, Operation(self, access_of(self.model, auth))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def get(
+        self,
+        name: str,
+        id_: Any = None,
+        *,
+        depth: int = 1,
+        filter_: Mapping[str, Any] | Node | None = None,
+        sort: list[str] | str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        fields: list[str] | str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        max_objects: int | None = None,
+        options: ReadOptions | None = None,
+        auth: Auth = None,
+    ) -> tuple[Any, int]:
+        """Read one object (``id_``) or a list, expanded to ``depth``.
+
+        :param depth: 0 gives ids only; n gives fields, related objects at n-1.
+        :param filter_: field paths to values or operators (``{"year": {"$gte":
+            2000}}``), with ``$and``, ``$or`` and ``$not`` groups; all must match.
+        :param sort: field paths, ``-path`` for descending; the id breaks ties.
+        :param fields: the fields to show (``["type", "jar.name"]``); the id always.
+        :param after: a cursor from :meth:`page`: the objects after it.
+        :param before: a cursor from :meth:`page`: the objects before it.
+        :param max_objects: refuse (400) a response holding more objects than this.
+        :param options: all of the above as one :class:`ReadOptions`, instead.
+        :raises NotFound: if ``id_`` matches no object.
+        :raises BadRequest: for a bad parameter.
+        """
+        given = dict(
+            depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset, fields=fields,
+            after=after, before=before, max_objects=max_objects,
+        )  # fmt: skip
+        options = _options(options, given, count="none")
+        if id_ is None:
+            return self.page(name, options=options, auth=auth).items, 200
+        collection, operation = self._start(name, auth)
+        if operation.access is not None:
+            operation.access.require(collection, "read")
+        plan = options.plan(collection, operation.access, item=True)
+        id_ = object_id(collection, id_)
+        snapshot = operation._reads_more(collection, plan.depth, plan.selection)
+        return run_read(self.storage, lambda: operation.read_one(plan, id_), snapshot=snapshot), 200
+
+    def page(
+        self,
+        name: str,
+        *,
+        depth: int = 1,
+        filter_: Mapping[str, Any] | Node | None = None,
+        sort: list[str] | str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        fields: list[str] | str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        count: str = "exact",
+        count_limit: int = DEFAULT_COUNT_LIMIT,
+        max_objects: int | None = None,
+        options: ReadOptions | None = None,
+        auth: Auth = None,
+    ) -> Page:
+        """Read one page of a collection, with its total and the cursors around it.
+
+        Takes the arguments of :meth:`get` (without ``id_``), and:
+
+        :param count: ``"exact"`` (a ``COUNT`` of every match), ``"estimate"`` or
+            ``"none"``. ``"estimate"`` counts up to ``count_limit`` matches, so its
+            cost is bounded: up to there the total is exact; beyond, it is the
+            database's estimate where it has one (PostgreSQL, MariaDB without a
+            filter), else ``count_limit`` as a lower bound (``total_method``
+            ``"at-least"``).
+        :raises BadRequest: for a bad parameter or cursor.
+        """
+        given = dict(
+            depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset, fields=fields,
+            after=after, before=before, count=count, count_limit=count_limit,
+            max_objects=max_objects,
+        )  # fmt: skip
+        options = _options(options, given)
+        collection, operation = self._start(name, auth)
+        if operation.access is not None:
+            operation.access.require(collection, "read")
+        plan = options.plan(collection, operation.access, item=False)
+        found = run_read(
+            self.storage, lambda: operation.read_page(plan), snapshot=operation.snapshot(plan)
+        )
+        return operation.page_of(plan, found)
+
+    def authorize(self, name: str, *actions: str, auth: Auth = None) -> None:
+        """Refuse a caller whom the permissions of collection ``name`` let do none
+        of ``actions`` (``"read"``, ``"create"``, ``"update"``, ``"delete"``) to
+        any object, before anything else of a request is looked at.
+
+        :raises NotFound: if there is no such collection.
+        :raises Unauthorized: (anonymous caller) or :class:`Forbidden`.
+        """
+        collection, operation = self._start(name, auth)
+        operation.refuse_early(collection, *actions)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def post(
+        self, name: str, data: Any, *, max_batch: int | None = None, auth: Auth = None
+    ) -> tuple[Any, int]:
+        """Create an object from a dict, or several from a list (all or nothing).
+
+        :param max_batch: refuse (400) a write creating more objects than this, the
+            objects nested in relations included.
+        :raises ValidationFailed: naming every invalid field.
+        :raises NotFound: if a relation names an object that does not exist.
+        """
+        collection, operation = self._start(name, auth)
+        operation.refuse_early(collection, "create")
+        many = isinstance(data, list)
+        check_batch(collection, data if many else [data], max_batch)
+        loaded = load_many(collection, data) if many else [load(collection, data)]
+
+        def work(trusted: bool) -> list[Any]:
+            if many:
+                operation._lock_plan(collection, None, loaded)
+                ids = [operation.create(collection, item)[0] for item in loaded]
+                return operation.reread(collection, ids)
+            if not trusted:
+                operation._lock_plan(collection, None, loaded)
+            new_id, row = operation.create(
+                collection, loaded[0], returning=True, check_links=not trusted
+            )
+            if row is None:
+                return operation.reread(collection, [new_id])
+            return operation.render(collection, [row], 1)
+
+        trusted = not many and operation.foreign_keys_check(collection, loaded[0])
+        try:
+            rendered = run_write(self.storage, lambda: work(trusted))
+        except ReferenceViolation:
+            if not trusted:
+                raise
+            # Again, checking each link, to name the object that is missing.
+            rendered = run_write(self.storage, lambda: work(False))
+        return (rendered if many else rendered[0]), 201
+
+    def put(
+        self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
+    ) -> tuple[Any, int]:
+        """Replace object ``id_`` whole (unset fields go back to defaults or null).
+
+        Creates it at that id (status 201) when the id is free.
+
+        :param max_batch: refuse (400) a write creating more objects than this.
+        """
+        collection, operation = self._start(name, auth)
+        operation.refuse_early(collection, "update", "create")
+        id_ = object_id(collection, id_)
+        check_batch(collection, [data], max_batch)
+        loaded = load(collection, data)
+        return run_write(self.storage, lambda: operation.replace(collection, id_, loaded))
+
+    def patch(
+        self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
+    ) -> tuple[Any, int]:
+        """Change the given fields of object ``id_``.
+
+        :param max_batch: refuse (400) a write creating more objects than this.
+        :raises NotFound: if there is no such object.
+        """
+        collection, operation = self._start(name, auth)
+        operation.refuse_early(collection, "update")
+        id_ = object_id(collection, id_)
+        check_batch(collection, [data], max_batch, existing=True)
+        loaded = load(collection, data, partial=True)
+
+        def work() -> tuple[Any, int]:
+            if operation.plain_update(collection, loaded):
+                # Plain values only: one UPDATE that gives the row back, or finds none.
+                row = operation.patch_row(collection, id_, loaded)
+                return operation.render(collection, [row], 1)[0], 200
+            operation._lock_plan(collection, id_, [loaded])
+            allowed = operation._allowed_update(collection, id_, loaded)
+            operation.update_object(collection, id_, allowed, replace=False)
+            return operation.reread(collection, [id_])[0], 200
+
+        return run_write(self.storage, work)
+
+    def delete(self, name: str, id_: Any, *, auth: Auth = None) -> tuple[None, int]:
+        """Delete object ``id_``, applying the delete strategies of its relations.
+
+        :raises NotFound: if there is no such object.
+        :raises Conflict: if a strategy refuses the delete.
+        """
+        collection, operation = self._start(name, auth)
+        operation.refuse_early(collection, "delete")  # before telling whether it exists
+        id_ = object_id(collection, id_)
+
+        def work() -> tuple[None, int]:
+            operation._lock_plan(collection, id_, [])
+            operation._require(collection, [id_])
+            if operation.access is not None and permission_of(collection) is not None:
+                row = operation._stored(collection, id_)
+                operation.access.require(collection, "delete", row)
+            operation.delete_object(collection, id_)
+            return None, 204
+
+        return run_write(self.storage, work)
+
+
+def _options(
+    options: ReadOptions | None, given: dict[str, Any], **defaults: Any
+) -> ReadOptions:
+    """``options``, or the options the keyword arguments ``given`` make (with
+    ``defaults`` for those not given).
+
+    :raises TypeError: if both are given.
+    """
+    if options is None:
+        return ReadOptions(**{**given, **defaults})
+    changed = [
+        name
+        for name, value in given.items()
+        if value != ReadOptions.__dataclass_fields__[name].default
+    ]
+    if changed:
+        raise TypeError(f"give either options= or {', '.join(changed)}, not both")
+    return options.replace(**defaults)
