@@ -17,9 +17,7 @@ from .guard import Guard
 class Changes(Guard):
     """The writes of one call, as the storage receives them."""
 
-    def insert(
-        self, collection: Collection, values: dict[str, Any], id_: int | None = None
-    ) -> int:
+    def insert(self, collection: Collection, values: dict[str, Any], id_: int | None = None) -> int:
         """Create a row of ``collection`` (at ``id_`` when given); its id."""
         return self.storage.insert(collection, values, id_)
 

@@ -299,9 +299,7 @@ class Engine:
         return run_write(self.storage, work)
 
 
-def _options(
-    options: ReadOptions | None, given: dict[str, Any], **defaults: Any
-) -> ReadOptions:
+def _options(options: ReadOptions | None, given: dict[str, Any], **defaults: Any) -> ReadOptions:
     """``options``, or the options the keyword arguments ``given`` make (with
     ``defaults`` for those not given).
 

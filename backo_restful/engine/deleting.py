@@ -187,4 +187,3 @@ def delete_order(model: DataModel) -> list[str]:
     for name in model.collections:
         visit(name)
     return order
-

@@ -351,5 +351,3 @@ def _assemble(
 
 def _by_id(rows: list[dict[str, Any]], rendered: list[Any]) -> dict[int, Any]:
     return {row["id"]: shown for row, shown in zip(rows, rendered, strict=True)}
-
-

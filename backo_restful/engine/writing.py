@@ -21,42 +21,6 @@ Link = tuple[str, Any]
 class Writing(Changes):
     """Creates and updates of one call."""
 
-    def _lock_plan(
-        self,
-        collection: Collection,
-        id_: int | None,
-        items: list[dict[str, Any]],
-        *,
-        replace: bool = False,
-    ) -> None:
-        """Lock, before anything else and in one global order, the objects a write
-        will change that its request tells: object ``id_``, every object the
-        ``items`` (with their nested objects) link to, and the objects linked to
-        ``id_`` now through the relations it sets (all of them on ``replace``).
-
-        Two writes crossing on the same objects then queue instead of deadlocking;
-        rows found later are locked without waiting (see
-        :meth:`PeeweeStorage.lock`). A link is part of both objects, so changing it
-        locks both.
-        """
-        if not self.storage.row_locks:
-            return  # one writer at a time
-        wanted: dict[str, set[int]] = {}
-        if id_ is not None:
-            wanted[collection.name] = {id_}
-        for data in items:
-            _named(collection, data, wanted)
-        if id_ is not None:
-            for relation in collection.relations.values():
-                if relation.storage is LinkStorage.FK_HERE:
-                    continue  # its target is named in the request, or is nulled
-                if replace or any(relation.name in data for data in items):
-                    current = self.storage.links(relation, [id_])
-                    wanted.setdefault(relation.target.name, set()).update(r for _, r, _ in current)
-        self.storage.lock_in_order(
-            {self.model.collections[name]: ids for name, ids in wanted.items() if ids}
-        )
-
     def foreign_keys_check(self, collection: Collection, data: dict[str, Any]) -> bool:
         """Whether creating ``data`` may leave the check of its links to the
         database's foreign keys, without reading the objects it links to first.
@@ -470,15 +434,3 @@ def _given(data: dict[str, Any], name: str, value: Any, multi: bool) -> Loaded:
 def _holds(value: Any, id_: int) -> bool:
     """Whether a relation's ``value`` (an id, or a list) links to object ``id_``."""
     return value == id_ or (isinstance(value, list) and id_ in value)
-
-
-def _named(collection: Collection, data: dict[str, Any], wanted: dict[str, set[int]]) -> None:
-    """Add to ``wanted`` the ids of the objects ``data`` links to, in its nested
-    objects too, by collection name."""
-    for relation in collection.relations.values():
-        value = data.get(relation.name)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, NewObject):
-                _named(relation.target, item.data, wanted)
-            elif item is not None:
-                wanted.setdefault(relation.target.name, set()).add(item)
