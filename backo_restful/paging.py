@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from marshmallow import fields as ma
 
-from .exceptions import BadRequest
+from .exceptions import BadRequest, InvalidCursor
 from .model import Collection
 from .query import Path, SortKey, _field_of, _typed
 
@@ -78,7 +78,7 @@ def decode(
 ) -> list[Any] | None:
     """The typed sort-key values of ``cursor`` (None for :data:`END`).
 
-    :raises BadRequest: if the cursor is malformed or was made for another sort.
+    :raises InvalidCursor: if the cursor is malformed or was made for another sort.
     """
     if cursor == END:
         return None
@@ -93,11 +93,10 @@ def decode(
         if not isinstance(values, list):
             raise ValueError("not a cursor")
     except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
-        raise BadRequest(
+        raise InvalidCursor(
             f"Parameter {name!r} is not a cursor of this collection and sort: "
             "use the links of a previous response.",
             {"parameter": name},
-            code="INVALID_CURSOR",
         ) from None
     typed: list[Any] = []
     for path, value in zip(paths, values, strict=True):
@@ -114,10 +113,9 @@ def decode(
             else:
                 typed.append(_typed(path, field, value, False, name))
         except (ValueError, BadRequest):
-            raise BadRequest(
+            raise InvalidCursor(
                 f"Parameter {name!r} is not a cursor of this collection and sort.",
                 {"parameter": name},
-                code="INVALID_CURSOR",
             ) from None
     return typed
 

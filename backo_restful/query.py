@@ -25,7 +25,16 @@ import re2
 from marshmallow import ValidationError
 from marshmallow import fields as ma
 
-from .exceptions import BadRequest
+from .exceptions import (
+    InvalidFilter,
+    InvalidParameter,
+    InvalidPattern,
+    InvalidSort,
+    LimitExceeded,
+    UnknownField,
+    UnknownOperator,
+    UnknownParameter,
+)
 from .model import MAX_ID, RESERVED_NAMES, Collection, RelationInfo, check_id, storable
 
 #: Query parameters with a meaning of their own; every other one is a filter.
@@ -122,8 +131,9 @@ class SortKey:
     descending: bool = False
 
 
-def _bad(message: str, code: str, **details: Any) -> BadRequest:
-    return BadRequest(message, {k: _printable(v) for k, v in details.items()}, code=code)
+def details(**values: Any) -> dict[str, Any]:
+    """The ``details`` of an error naming ``values``, each as a JSON error body may show it."""
+    return {key: _printable(value) for key, value in values.items()}
 
 
 #: ``hidden(collection, name)``: the caller may not read field ``name``, so for
@@ -139,12 +149,12 @@ def resolve_path(
     :raises BadRequest: for an unknown (or ``hidden``) field, or one that cannot
         serve ``purpose``.
     """
-    code = "INVALID_SORT" if purpose == "sort" else "INVALID_FILTER"
+    error: type[InvalidFilter | InvalidSort] = InvalidSort if purpose == "sort" else InvalidFilter
     if not isinstance(text, str) or not text:
-        raise _bad(f"Invalid field path {text!r}.", code, field=text)
+        raise error(f"Invalid field path {text!r}.", details(field=text))
     segments = text.split(".")
     if len(segments) > MAX_PATH:
-        raise _bad(f"Path {text!r} is longer than {MAX_PATH} fields.", code, field=text)
+        raise error(f"Path {text!r} is longer than {MAX_PATH} fields.", details(field=text))
     current = collection
     steps: list[RelationInfo] = []
     field = "id"
@@ -152,16 +162,14 @@ def resolve_path(
         last = index == len(segments) - 1
         if segment == "id":
             if not last:
-                raise _bad(f"{text!r}: 'id' has no fields.", code, field=text)
+                raise error(f"{text!r}: 'id' has no fields.", details(field=text))
             break
         name = current.by_key.get(segment)
         if name is None or (hidden is not None and hidden(current, name)):
             where = f" in {text!r}" if len(segments) > 1 else ""
-            raise _bad(
+            raise UnknownField(
                 f"Unknown field {segment!r}{where}: {current.name} has no such field.",
-                "UNKNOWN_FIELD",
-                field=text,
-                collection=current.name,
+                details(field=text, collection=current.name),
             )
         relation = current.relations.get(name)
         if relation is not None:
@@ -169,15 +177,18 @@ def resolve_path(
             current = relation.target
             continue
         if not last:
-            raise _bad(f"{text!r}: {segment!r} is not a relation.", code, field=text)
+            raise error(f"{text!r}: {segment!r} is not a relation.", details(field=text))
         if isinstance(current.scalars[name], _JSON_STORED):
-            raise _bad(
-                f"Cannot {purpose} on {text!r}: it is stored as a JSON document.", code, field=text
+            raise error(
+                f"Cannot {purpose} on {text!r}: it is stored as a JSON document.",
+                details(field=text),
             )
         field = name
     path = Path(tuple(steps), field, text)
     if purpose == "sort" and path.multi:
-        raise _bad(f"Cannot sort on {text!r}: it goes through a list of objects.", code, field=text)
+        raise error(
+            f"Cannot sort on {text!r}: it goes through a list of objects.", details(field=text)
+        )
     return path
 
 
@@ -219,59 +230,53 @@ class _Parsing:
         """Count one more condition, on ``path``, against the limits of a filter."""
         self.conditions += 1
         if self.conditions > MAX_CONDITIONS:
-            raise _bad(f"A filter has more than {MAX_CONDITIONS} conditions.", "INVALID_FILTER")
+            raise InvalidFilter(f"A filter has more than {MAX_CONDITIONS} conditions.")
         self.steps += len(path.steps)
         if self.steps > MAX_RELATION_STEPS:
-            raise _bad(
+            raise InvalidFilter(
                 f"A filter goes through more than {MAX_RELATION_STEPS} relations in all "
-                "(each field of a path but the last is one).",
-                "INVALID_FILTER",
+                "(each field of a path but the last is one)."
             )
 
 
 def _parse_group(collection: Collection, filter_: Any, parsing: _Parsing, nesting: int) -> Node:
     if nesting > MAX_NESTING:
-        raise _bad(f"Filters nest deeper than {MAX_NESTING} levels.", "INVALID_FILTER")
+        raise InvalidFilter(f"Filters nest deeper than {MAX_NESTING} levels.")
     if not isinstance(filter_, Mapping):
-        raise _bad(
-            "A filter must be an object of field paths to values.",
-            "INVALID_FILTER",
-            value=filter_,
+        raise InvalidFilter(
+            "A filter must be an object of field paths to values.", details(value=filter_)
         )
     nodes: list[Node] = []
     for key, value in filter_.items():
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
-                raise _bad(f"{key} takes a non-empty list of filters.", "INVALID_FILTER", field=key)
+                raise InvalidFilter(f"{key} takes a non-empty list of filters.", details(field=key))
             parts = tuple(_parse_group(collection, part, parsing, nesting + 1) for part in value)
             nodes.append(And(parts) if key == "$and" else Or(parts))
         elif key == "$not":
             nodes.append(Not(_parse_group(collection, value, parsing, nesting + 1)))
         elif isinstance(key, str) and key.startswith("$"):
-            raise _bad(
-                f"Unknown operator {key!r}: use $and, $or or $not here.",
-                "UNKNOWN_OPERATOR",
-                operator=key,
+            raise UnknownOperator(
+                f"Unknown operator {key!r}: use $and, $or or $not here.", details(operator=key)
             )
         else:
             nodes.extend(_parse_entry(collection, key, value, parsing))
     if not nodes:
-        raise _bad("An empty filter matches nothing in particular.", "INVALID_FILTER")
+        raise InvalidFilter("An empty filter matches nothing in particular.")
     return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
 
 def _parse_entry(collection: Collection, key: Any, value: Any, parsing: _Parsing) -> list[Node]:
     if not isinstance(key, str):
-        raise _bad(f"Invalid field path {key!r}.", "INVALID_FILTER", field=key)
+        raise InvalidFilter(f"Invalid field path {key!r}.", details(field=key))
     text, _, operator = key.rpartition(".$")
     if _:
         operators = {"$" + operator: value}
     elif isinstance(value, Mapping):
         if not value or not all(isinstance(k, str) and k.startswith("$") for k in value):
-            raise _bad(
+            raise InvalidFilter(
                 f'{key!r}: an object value must hold operators, e.g. {{"$gte": 1}}.',
-                "INVALID_FILTER",
-                field=key,
+                details(field=key),
             )
         text, operators = key, dict(value)
     else:
@@ -300,11 +305,9 @@ def condition(
 ) -> Node:
     """The node for ``path op value``, with ``value`` typed by the field at ``path``."""
     if op not in OPERATORS:
-        raise _bad(
+        raise UnknownOperator(
             f"Unknown operator {op!r} on {path.text!r}; known: {', '.join(OPERATORS)}.",
-            "UNKNOWN_OPERATOR",
-            field=path.text,
-            operator=op,
+            details(field=path.text, operator=op),
         )
     field = _field_of(collection, path)
     if op == "$null":
@@ -313,27 +316,20 @@ def condition(
         values = _list(path, op, value, from_text)
         typed = tuple(_typed(path, field, item, from_text, op) for item in values)
         if any(item is None for item in typed):
-            raise _bad(
-                f"{op} on {path.text!r} cannot hold null: use $null.",
-                "INVALID_FILTER",
-                field=path.text,
+            raise InvalidFilter(
+                f"{op} on {path.text!r} cannot hold null: use $null.", details(field=path.text)
             )
         node: Node = Condition(path, "in", typed)
         return Not(node) if op == "$nin" else node
     if op in _STRING_OPERATORS:
         if not isinstance(field, ma.String):
-            raise _bad(
+            raise InvalidFilter(
                 f"{op} works on text fields only, not {path.text!r}.",
-                "INVALID_FILTER",
-                field=path.text,
-                operator=op,
+                details(field=path.text, operator=op),
             )
         if not isinstance(value, str):
-            raise _bad(
-                f"{op} on {path.text!r} takes a string.",
-                "INVALID_FILTER",
-                field=path.text,
-                value=value,
+            raise InvalidFilter(
+                f"{op} on {path.text!r} takes a string.", details(field=path.text, value=value)
             )
         text = _typed(path, field, value, True, op)
         if op == "$re":
@@ -342,10 +338,8 @@ def condition(
     typed = _typed(path, field, value, from_text, op)
     if typed is None:
         if op in _ORDERING:
-            raise _bad(
-                f"{op} on {path.text!r} cannot compare with null.",
-                "INVALID_FILTER",
-                field=path.text,
+            raise InvalidFilter(
+                f"{op} on {path.text!r} cannot compare with null.", details(field=path.text)
             )
         return _null(path, op == "$eq")
     if op == "$ne":
@@ -370,11 +364,8 @@ def _boolean(path: Path, value: Any, from_text: bool) -> bool:
         return value
     if from_text and isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")
-    raise _bad(
-        f"$null on {path.text!r} takes true or false.",
-        "INVALID_FILTER",
-        field=path.text,
-        value=value,
+    raise InvalidFilter(
+        f"$null on {path.text!r} takes true or false.", details(field=path.text, value=value)
     )
 
 
@@ -384,14 +375,12 @@ def _list(path: Path, op: str, value: Any, from_text: bool) -> list[Any]:
     elif isinstance(value, list):
         values = value
     else:
-        raise _bad(
-            f"{op} on {path.text!r} takes a list.", "INVALID_FILTER", field=path.text, value=value
+        raise InvalidFilter(
+            f"{op} on {path.text!r} takes a list.", details(field=path.text, value=value)
         )
     if len(values) > MAX_IN:
-        raise _bad(
-            f"{op} on {path.text!r} holds more than {MAX_IN} values.",
-            "INVALID_FILTER",
-            field=path.text,
+        raise InvalidFilter(
+            f"{op} on {path.text!r} holds more than {MAX_IN} values.", details(field=path.text)
         )
     return values
 
@@ -401,11 +390,8 @@ def _typed(path: Path, field: ma.Field | None, value: Any, from_text: bool, op: 
     if value is None or (from_text and value == "null" and field is None):
         return None
     if isinstance(value, (dict, list)):
-        raise _bad(
-            f"{op} on {path.text!r} takes a single value.",
-            "INVALID_FILTER",
-            field=path.text,
-            value=value,
+        raise InvalidFilter(
+            f"{op} on {path.text!r} takes a single value.", details(field=path.text, value=value)
         )
     if field is None:
         # An id, like an Integer field, takes its digits as a string too (a URL's
@@ -415,11 +401,8 @@ def _typed(path: Path, field: ma.Field | None, value: Any, from_text: bool, op: 
         try:
             return check_id(value)
         except ValueError as exc:
-            raise _bad(
-                f"Invalid value for {path.text!r}: {exc}.",
-                "INVALID_FILTER",
-                field=path.text,
-                value=value,
+            raise InvalidFilter(
+                f"Invalid value for {path.text!r}: {exc}.", details(field=path.text, value=value)
             ) from None
     typed = value
     if not isinstance(value, (dt.date, dt.time, uuid.UUID)):
@@ -427,19 +410,13 @@ def _typed(path: Path, field: ma.Field | None, value: Any, from_text: bool, op: 
             typed = field._deserialize(value, path.field, None)
         except ValidationError as exc:
             reason = " ".join(_flatten(exc.messages))
-            raise _bad(
-                f"Invalid value for {path.text!r}: {reason}",
-                "INVALID_FILTER",
-                field=path.text,
-                value=value,
+            raise InvalidFilter(
+                f"Invalid value for {path.text!r}: {reason}", details(field=path.text, value=value)
             ) from None
     typed, problem = storable(typed)
     if problem:
-        raise _bad(
-            f"Invalid value for {path.text!r}: {problem}",
-            "INVALID_FILTER",
-            field=path.text,
-            value=value,
+        raise InvalidFilter(
+            f"Invalid value for {path.text!r}: {problem}", details(field=path.text, value=value)
         )
     if isinstance(field, ma.UUID):
         typed = str(typed)
@@ -466,12 +443,10 @@ def check_pattern(path: Path, pattern: str) -> None:
     :raises BadRequest: naming the field and what is not allowed.
     """
 
-    def refuse(reason: str) -> BadRequest:
-        return _bad(
+    def refuse(reason: str) -> InvalidPattern:
+        return InvalidPattern(
             f"Invalid $re pattern for {path.text!r}: {reason}.",
-            "INVALID_PATTERN",
-            field=path.text,
-            pattern=pattern,
+            details(field=path.text, pattern=pattern),
         )
 
     if len(pattern) > MAX_PATTERN:
@@ -548,7 +523,7 @@ def _posix_space(match: re.Match[str]) -> str:
     return token
 
 
-def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
+def _check_tokens(pattern: str, refuse: Callable[[str], InvalidPattern]) -> int:
     """Walk ``pattern`` token by token, refusing what is not portable or may
     match slowly; return where the portable syntax ends."""
     position = 0
@@ -607,7 +582,7 @@ def _check_tokens(pattern: str, refuse: Callable[[str], BadRequest]) -> int:
 _BRACKET_ESCAPE = re.compile(r"\\[^.^$|?*+()\[\]{}\\/\-dws]")
 
 
-def _check_brackets(token: str, refuse: Callable[[str], BadRequest]) -> None:
+def _check_brackets(token: str, refuse: Callable[[str], InvalidPattern]) -> None:
     """Refuse what a bracket expression holds that databases read differently."""
     inner = token.replace("\\\\", "")  # escaped backslashes are plain characters
     if re.search(r"\\[DWS]", inner):
@@ -627,7 +602,7 @@ class _Cost:
         self.wide = 0
         self.ways = 1
 
-    def choose(self, ways: int, refuse: Callable[[str], BadRequest]) -> None:
+    def choose(self, ways: int, refuse: Callable[[str], InvalidPattern]) -> None:
         """Count a group of ``ways`` alternatives."""
         self.ways *= ways
         if self.ways > REPEAT_BUDGET:
@@ -641,7 +616,7 @@ class _Cost:
             f"{REPEAT_BUDGET})"
         )
 
-    def add(self, token: str, refuse: Callable[[str], BadRequest]) -> None:
+    def add(self, token: str, refuse: Callable[[str], InvalidPattern]) -> None:
         """Count repeat ``token``; refuse it if the pattern's cost gets unbounded."""
         low, high = _repeat_range(token)
         if high is not None and high > 255:
@@ -685,22 +660,21 @@ def parse_sort(
     if isinstance(sort, str):
         sort = sort.split(",")
     if not isinstance(sort, list | tuple):
-        raise _bad("The sort must be a list of field paths.", "INVALID_SORT", sort=sort)
+        raise InvalidSort("The sort must be a list of field paths.", details(sort=sort))
     keys: list[SortKey] = []
     seen: set[str] = set()
     for item in sort:
         if not isinstance(item, str) or not item.lstrip("-"):
-            raise _bad(
+            raise InvalidSort(
                 f"Invalid sort key {item!r}: expected a field path, '-' for descending.",
-                "INVALID_SORT",
-                sort=item,
+                details(sort=item),
             )
         descending = item.startswith("-")
         text = item[1:] if descending else item
         path = resolve_path(collection, text, purpose="sort", hidden=hidden)
         key = ".".join(step.name for step in path.steps) + "." + path.field
         if key in seen:
-            raise _bad(f"{path.text!r} is sorted on twice.", "INVALID_SORT", field=path.text)
+            raise InvalidSort(f"{path.text!r} is sorted on twice.", details(field=path.text))
         seen.add(key)
         keys.append(SortKey(path, descending))
     return keys
@@ -723,34 +697,31 @@ def parse_fields(
     if isinstance(fields, str):
         fields = [part for part in fields.split(",") if part]
     if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields):
-        raise _bad(
-            "'fields' must be a list of field paths.", "INVALID_PARAMETER", parameter="fields"
+        raise InvalidParameter(
+            "'fields' must be a list of field paths.", details(parameter="fields")
         )
     selection: Selection = {}
     for text in fields:
         current, node = collection, selection
         segments = text.split(".")
         if len(segments) > MAX_PATH:
-            raise _bad(f"Path {text!r} is too long.", "INVALID_PARAMETER", parameter="fields")
+            raise InvalidParameter(f"Path {text!r} is too long.", details(parameter="fields"))
         for index, segment in enumerate(segments):
             if segment == "id" and index == len(segments) - 1:
                 break
             name = current.by_key.get(segment)
             if name is None or (hidden is not None and hidden(current, name)):
-                raise _bad(
+                raise UnknownField(
                     f"Unknown field {segment!r} in fields={text!r}.",
-                    "UNKNOWN_FIELD",
-                    field=text,
-                    collection=current.name,
+                    details(field=text, collection=current.name),
                 )
             last = index == len(segments) - 1
             relation = current.relations.get(name)
             if relation is None:
                 if not last:
-                    raise _bad(
+                    raise InvalidParameter(
                         f"fields={text!r}: {segment!r} is not a relation.",
-                        "INVALID_PARAMETER",
-                        parameter="fields",
+                        details(parameter="fields"),
                     )
                 node[name] = None
                 break
@@ -774,18 +745,15 @@ def check_count(name: str, value: Any, *, maximum: int = MAX_ID, setting: str | 
     :raises BadRequest: naming the parameter (and the setting, if any).
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _bad(
+        raise InvalidParameter(
             f"Parameter {name!r} must be a non-negative integer.",
-            "INVALID_PARAMETER",
-            parameter=name,
-            value=value,
+            details(parameter=name, value=value),
         )
     if value > maximum:
         where = f" ({setting}={maximum})" if setting else f" ({maximum})"
-        raise BadRequest(
+        raise LimitExceeded(
             f"Parameter {name!r} is {value}, over the server's maximum{where}.",
             {"parameter": name, "value": _printable(value), "maximum": maximum, "setting": setting},
-            code="LIMIT_EXCEEDED",
         )
     return value
 
@@ -814,19 +782,15 @@ def parse_args(
     parsing = _Parsing(from_text=False, hidden=hidden)
     for name, values in args:
         if len(values) != 1:
-            raise _bad(
-                f"Parameter {name!r} is given {len(values)} times.",
-                "INVALID_PARAMETER",
-                parameter=name,
+            raise InvalidParameter(
+                f"Parameter {name!r} is given {len(values)} times.", details(parameter=name)
             )
         (value,) = values
         if name in ("depth", "limit", "offset"):
             if not _DIGITS.fullmatch(value):
-                raise _bad(
+                raise InvalidParameter(
                     f"Parameter {name!r} must be a non-negative integer, not {value[:50]!r}.",
-                    "INVALID_PARAMETER",
-                    parameter=name,
-                    value=value,
+                    details(parameter=name, value=value),
                 )
             # Anything this long is over every maximum; don't parse thousands of digits.
             result[name] = int(value) if len(value) <= 30 else 10**30
@@ -835,11 +799,9 @@ def parse_args(
             result[name] = [part for part in value.split(",")] if value else []
         elif name == "count":
             if value not in COUNT_MODES:
-                raise _bad(
+                raise InvalidParameter(
                     f"Parameter 'count' is one of {', '.join(COUNT_MODES)}.",
-                    "INVALID_PARAMETER",
-                    parameter="count",
-                    value=value,
+                    details(parameter="count", value=value),
                 )
             result["count"] = value
         elif name in ("after", "before"):
@@ -852,11 +814,10 @@ def parse_args(
             head = path_text.split(".", 1)[0]
             field = collection.by_key.get(head)
             if head != "id" and (field is None or hidden and hidden(collection, field)):
-                raise _bad(
+                raise UnknownParameter(
                     f"Unknown query parameter {name!r}: not one of {', '.join(RESERVED)} "
                     f"nor a field of {collection.name}.",
-                    "UNKNOWN_PARAMETER",
-                    parameter=name,
+                    details(parameter=name),
                 )
             path = resolve_path(collection, path_text, hidden=hidden)
             op = "$" + operator if dollar else "$eq"
@@ -898,14 +859,13 @@ def _json_filter(value: str) -> Any:
     try:
         parsed = parse_json(value)
     except (ValueError, RecursionError):
-        raise _bad(
-            "Parameter 'filter' is not valid JSON.", "INVALID_FILTER", parameter="filter"
+        raise InvalidFilter(
+            "Parameter 'filter' is not valid JSON.", details(parameter="filter")
         ) from None
     if not isinstance(parsed, dict):
-        raise _bad(
+        raise InvalidFilter(
             "Parameter 'filter' must be a JSON object of field paths to values.",
-            "INVALID_FILTER",
-            parameter="filter",
+            details(parameter="filter"),
         )
     return parsed
 

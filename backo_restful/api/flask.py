@@ -29,11 +29,12 @@ from ..auth import JWTAuth, User, caller_of
 from ..engine import Engine, default_engine
 from ..exceptions import (
     BackoError,
-    BadRequest,
     BodyTooLarge,
     DeclarationError,
+    InvalidJSON,
     MethodNotAllowed,
     Unauthorized,
+    UnknownParameter,
     UnsupportedMediaType,
 )
 from ..model import Collection
@@ -329,10 +330,8 @@ class Resource(flask_restful.Resource):
     def _no_query_parameters() -> None:
         if request.args:
             name = next(iter(request.args))
-            raise BadRequest(
-                f"Unknown query parameter {name!r}: writes take none.",
-                {"parameter": name},
-                code="UNKNOWN_PARAMETER",
+            raise UnknownParameter(
+                f"Unknown query parameter {name!r}: writes take none.", {"parameter": name}
             )
 
 
@@ -352,4 +351,4 @@ def _json_body(max_body: int) -> Any:
     try:
         return parse_json(raw)
     except (ValueError, RecursionError):
-        raise BadRequest("The request body is not valid JSON.", code="INVALID_JSON") from None
+        raise InvalidJSON("The request body is not valid JSON.") from None
