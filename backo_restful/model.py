@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import marshmallow
 from marshmallow import ValidationError, fields, validate
 
+from .auth import Permission
 from .exceptions import DeclarationError
 
 #: The largest id any backend can store (a signed 64-bit integer).
@@ -251,8 +252,6 @@ class RelationInfo:
 
 def _with_options(name: str, schema_class: type[Schema], options: dict[str, Any]) -> type[Schema]:
     """Check a collection's options; the schema it stores (with the audit fields)."""
-    from .auth import Permission  # auth needs Flask; the model does not otherwise
-
     unknown = sorted(set(options) - set(COLLECTION_OPTIONS))
     if unknown:
         raise DeclarationError(

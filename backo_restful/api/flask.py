@@ -25,7 +25,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..access import Access
-from ..auth import JWTAuth, User, caller_of
+from ..auth import JWTAuth, User
 from ..engine import Engine, default_engine
 from ..exceptions import (
     BackoError,
@@ -40,6 +40,7 @@ from ..exceptions import (
 from ..model import Collection
 from ..query import COUNT_MODES, parse_args, parse_json
 from . import basic
+from .flask_auth import caller_of
 
 #: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
 DEFAULT_MAX_BODY = 10 * 2**20
