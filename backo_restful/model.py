@@ -353,15 +353,7 @@ class Collection:
             raise ValidationError(messages) from None
         except RecursionError:
             raise ValidationError({"_schema": ["Objects are nested too deeply."]}) from None
-        for name in self.scalars:
-            if name in loaded:
-                loaded[name], problem = storable(loaded[name])
-                limit = self.key_lengths.get(name)
-                if problem is None and limit and isinstance(loaded[name], str):
-                    if len(loaded[name]) > limit:
-                        problem = f"Longer than maximum length {limit} (the field is indexed)."
-                if problem:
-                    messages[self.external_name(name)] = [problem]
+        self._store_scalars(loaded, messages)
         for name, relation in self.relations.items():
             other = relation.reverse
             if other.collection is self and other.name in loaded and name in loaded:
@@ -375,6 +367,18 @@ class Collection:
         result.given = frozenset(self.by_key[key] for key in data if key in self.by_key)
         return result
 
+    def _store_scalars(self, loaded: dict[str, Any], messages: dict[str, Any]) -> None:
+        """Give the scalars of ``loaded`` their stored values; add to ``messages``
+        why those that no database can store cannot."""
+        for name in (name for name in self.scalars if name in loaded):
+            loaded[name], problem = storable(loaded[name])
+            limit = self.key_lengths.get(name)
+            if problem is None and limit and isinstance(loaded[name], str):
+                if len(loaded[name]) > limit:
+                    problem = f"Longer than maximum length {limit} (the field is indexed)."
+            if problem:
+                messages[self.external_name(name)] = [problem]
+
     def _resolve_fields(self) -> None:
         self.scalars.clear()
         self.relations.clear()
@@ -384,33 +388,7 @@ class Collection:
         self._schema = None
         for name, field in self.schema.fields.items():
             key = field.data_key or name
-            if name == "id" or key == "id":
-                raise DeclarationError(
-                    "'id' is reserved: every collection gets an integer id chosen by the database",
-                    collection=self.name,
-                    field=name,
-                )
-            if key in RESERVED_NAMES:
-                raise DeclarationError(
-                    f"{key!r} is a reserved query parameter: give the field another name "
-                    "(or data_key=)",
-                    collection=self.name,
-                    field=name,
-                )
-            if len(key) > MAX_NAME or len(name) > MAX_NAME:
-                raise DeclarationError(
-                    f"names are limited to {MAX_NAME} characters", collection=self.name, field=name
-                )
-            if field.attribute not in (None, name):
-                raise DeclarationError(
-                    "attribute= is not supported; name the field as it should be stored",
-                    collection=self.name,
-                    field=name,
-                )
-            if key in self.by_key:
-                raise DeclarationError(
-                    f"two fields share the external name {key!r}", collection=self.name, field=name
-                )
+            self._check_field(name, key, field)
             self.by_key[key] = name
             if isinstance(field, Relation):
                 self.relations[name] = RelationInfo(self, name, field)
@@ -427,6 +405,29 @@ class Collection:
                     )
                 if isinstance(field, fields.String) and not isinstance(field, fields.UUID):
                     self.key_lengths[name] = _declared_max_length(field) or KEY_LENGTH
+
+    def _check_field(self, name: str, key: str, field: fields.Field) -> None:
+        """Refuse a field named ``name`` (``key`` in JSON) that cannot be stored or queried."""
+        where = {"collection": self.name, "field": name}
+        if name == "id" or key == "id":
+            raise DeclarationError(
+                "'id' is reserved: every collection gets an integer id chosen by the database",
+                **where,
+            )
+        if key in RESERVED_NAMES:
+            raise DeclarationError(
+                f"{key!r} is a reserved query parameter: give the field another name "
+                "(or data_key=)",
+                **where,
+            )
+        if len(key) > MAX_NAME or len(name) > MAX_NAME:
+            raise DeclarationError(f"names are limited to {MAX_NAME} characters", **where)
+        if field.attribute not in (None, name):
+            raise DeclarationError(
+                "attribute= is not supported; name the field as it should be stored", **where
+            )
+        if key in self.by_key:
+            raise DeclarationError(f"two fields share the external name {key!r}", **where)
 
 
 #: The length of an indexed string column when its field declares no maximum.
