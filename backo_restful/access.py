@@ -9,7 +9,7 @@ action is allowed.
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,10 +27,20 @@ def permission_of(collection: Collection) -> Permission | None:
     return collection.options.get("permissions")
 
 
-@functools.cache
+#: Collection -> whether it is :func:`unguarded`, for as long as it lives.
+_UNGUARDED: weakref.WeakKeyDictionary[Collection, bool] = weakref.WeakKeyDictionary()
+
+
 def unguarded(collection: Collection) -> bool:
     """True when ``collection`` declares no permissions, field rights, owner or
     audit fields: then any caller may do anything with it."""
+    known = _UNGUARDED.get(collection)
+    if known is None:
+        known = _UNGUARDED[collection] = _unguarded(collection)
+    return known
+
+
+def _unguarded(collection: Collection) -> bool:
     if permission_of(collection) is not None or collection.options.get("audit"):
         return False
     kinds = ("can_read", "can_modify")

@@ -1,23 +1,29 @@
-"""Who is calling, and what they may do: JWT authentication, the request-local
-:data:`current_user`, and the permissions a collection declares.
+"""Who is calling, and what they may do: JWT authentication, the caller as a
+:class:`User`, and the permissions a collection declares.
 
 The engine's calls take ``auth``: None from trusted code (no checks at all), or
 a Mapping of verified claims. Over HTTP it is the caller's :class:`User` (a
 Mapping of the token's claims; empty for an anonymous caller), so permission
 and field-rights functions always receive a Mapping.
+
+Nothing here needs Flask. The request-local :data:`current_user` and
+:func:`caller_of` live in :mod:`backo_restful.api.flask_auth`; this module gives
+them too, importing that module (and Flask) when they are first asked for.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
-from flask import current_app, g, has_request_context, request
-from werkzeug.local import LocalProxy
 
 from .exceptions import DeclarationError, InvalidToken, Unauthorized
+
+if TYPE_CHECKING:
+    from .api.flask_auth import caller_of as caller_of
+    from .api.flask_auth import current_user as current_user
 
 __all__ = [
     "Anyone",
@@ -109,30 +115,26 @@ def user_of(auth: Mapping[str, Any] | None) -> User:
     return User(auth)
 
 
-_APP_KEY = "backo_restful.auth"
+#: Where :meth:`JWTAuth.init_app` keeps the authenticator of ``current_user``
+#: in ``app.extensions``.
+APP_KEY = "backo_restful.auth"
+
+#: The names of the Flask glue this module gives (see :func:`__getattr__`).
+_FLASK_GLUE = ("current_user", "caller_of")
 
 
-def caller_of(authenticator: JWTAuth | None) -> User:
-    """The caller of the current request as ``authenticator`` sees them (each
-    authenticator authenticates a request once; None: anonymous)."""
-    if not has_request_context():
-        return User()
-    users = g.setdefault("_backo_users", {})
-    key = id(authenticator)
-    if key not in users:
-        users[key] = authenticator.authenticate() if authenticator is not None else User()
-    return users[key]  # type: ignore[no-any-return]
+def __getattr__(name: str) -> Any:
+    """``current_user`` and ``caller_of``, imported with Flask when first asked for."""
+    if name in _FLASK_GLUE:
+        from .api import flask_auth
+
+        return getattr(flask_auth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _current_user() -> User:
-    return caller_of(current_app.extensions.get(_APP_KEY) if has_request_context() else None)
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_FLASK_GLUE])
 
-
-#: The caller of the current request (anonymous outside a request, or when no
-#: ``Api`` of the app authenticates), as the first ``Api`` with ``auth`` on the
-#: app authenticates them. Reading it authenticates the request once; a bad
-#: token raises :class:`~backo_restful.exceptions.Unauthorized`.
-current_user: User = LocalProxy(_current_user)  # type: ignore[assignment]
 
 _HMAC = ("HS256", "HS384", "HS512")
 
@@ -189,7 +191,7 @@ class JWTAuth:
 
     def init_app(self, app: Any) -> None:
         """Make this the authenticator of :data:`current_user` on ``app``."""
-        app.extensions.setdefault(_APP_KEY, self)
+        app.extensions.setdefault(APP_KEY, self)
 
     def token_of(self, authorization: str | None, cookie: str | None = None) -> str | None:
         """The token a request carries in its ``Authorization`` header or, without
@@ -234,8 +236,18 @@ class JWTAuth:
 
         :raises Unauthorized: for a bad token, or no token when ``required``.
         """
-        cookie = request.cookies.get(self.cookie) if self.cookie else None
-        token = self.token_of(request.headers.get("Authorization"), cookie)
+        from .api.flask_auth import credentials  # Flask, only once a request is read
+
+        return self.user_from(*credentials(self.cookie))
+
+    def user_from(self, authorization: str | None, cookie: str | None = None) -> User:
+        """The caller of a request carrying the ``Authorization`` header value
+        ``authorization`` and the value ``cookie`` of the cookie :attr:`cookie`
+        (None for what it lacks), in any framework.
+
+        :raises Unauthorized: for a bad token, or no token when ``required``.
+        """
+        token = self.token_of(authorization, cookie)
         if token is None:
             if self.required:
                 raise Unauthorized()

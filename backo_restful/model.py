@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import marshmallow
 from marshmallow import ValidationError, fields, validate
 
+from .auth import Permission
 from .exceptions import DeclarationError
 
 #: The largest id any backend can store (a signed 64-bit integer).
@@ -265,8 +266,6 @@ class RelationInfo:
 
 def _with_options(name: str, schema_class: type[Schema], options: dict[str, Any]) -> type[Schema]:
     """Check a collection's options; the schema it stores (with the audit fields)."""
-    from .auth import Permission  # auth needs Flask; the model does not otherwise
-
     unknown = sorted(set(options) - set(COLLECTION_OPTIONS))
     if unknown:
         raise DeclarationError(
@@ -368,15 +367,7 @@ class Collection:
             raise ValidationError(messages) from None
         except RecursionError:
             raise ValidationError({"_schema": ["Objects are nested too deeply."]}) from None
-        for name in self.scalars:
-            if name in loaded:
-                loaded[name], problem = storable(loaded[name])
-                limit = self.key_lengths.get(name)
-                if problem is None and limit and isinstance(loaded[name], str):
-                    if len(loaded[name]) > limit:
-                        problem = f"Longer than maximum length {limit} (the field is indexed)."
-                if problem:
-                    messages[self.external_name(name)] = [problem]
+        self._store_scalars(loaded, messages)
         for name, relation in self.relations.items():
             other = relation.reverse
             if other.collection is self and other.name in loaded and name in loaded:
@@ -390,6 +381,18 @@ class Collection:
         result.given = frozenset(self.by_key[key] for key in data if key in self.by_key)
         return result
 
+    def _store_scalars(self, loaded: dict[str, Any], messages: dict[str, Any]) -> None:
+        """Give the scalars of ``loaded`` their stored values; add to ``messages``
+        why those that no database can store cannot."""
+        for name in (name for name in self.scalars if name in loaded):
+            loaded[name], problem = storable(loaded[name])
+            limit = self.key_lengths.get(name)
+            if problem is None and limit and isinstance(loaded[name], str):
+                if len(loaded[name]) > limit:
+                    problem = f"Longer than maximum length {limit} (the field is indexed)."
+            if problem:
+                messages[self.external_name(name)] = [problem]
+
     def _resolve_fields(self) -> None:
         self.scalars.clear()
         self.relations.clear()
@@ -399,33 +402,7 @@ class Collection:
         self._schema = None
         for name, field in self.schema.fields.items():
             key = field.data_key or name
-            if name == "id" or key == "id":
-                raise DeclarationError(
-                    "'id' is reserved: every collection gets an integer id chosen by the database",
-                    collection=self.name,
-                    field=name,
-                )
-            if key in RESERVED_NAMES:
-                raise DeclarationError(
-                    f"{key!r} is a reserved query parameter: give the field another name "
-                    "(or data_key=)",
-                    collection=self.name,
-                    field=name,
-                )
-            if len(key) > MAX_NAME or len(name) > MAX_NAME:
-                raise DeclarationError(
-                    f"names are limited to {MAX_NAME} characters", collection=self.name, field=name
-                )
-            if field.attribute not in (None, name):
-                raise DeclarationError(
-                    "attribute= is not supported; name the field as it should be stored",
-                    collection=self.name,
-                    field=name,
-                )
-            if key in self.by_key:
-                raise DeclarationError(
-                    f"two fields share the external name {key!r}", collection=self.name, field=name
-                )
+            self._check_field(name, key, field)
             self.by_key[key] = name
             if isinstance(field, Relation):
                 self.relations[name] = RelationInfo(self, name, field)
@@ -442,6 +419,29 @@ class Collection:
                     )
                 if isinstance(field, fields.String) and not isinstance(field, fields.UUID):
                     self.key_lengths[name] = _declared_max_length(field) or KEY_LENGTH
+
+    def _check_field(self, name: str, key: str, field: fields.Field) -> None:
+        """Refuse a field named ``name`` (``key`` in JSON) that cannot be stored or queried."""
+        where = {"collection": self.name, "field": name}
+        if name == "id" or key == "id":
+            raise DeclarationError(
+                "'id' is reserved: every collection gets an integer id chosen by the database",
+                **where,
+            )
+        if key in RESERVED_NAMES:
+            raise DeclarationError(
+                f"{key!r} is a reserved query parameter: give the field another name "
+                "(or data_key=)",
+                **where,
+            )
+        if len(key) > MAX_NAME or len(name) > MAX_NAME:
+            raise DeclarationError(f"names are limited to {MAX_NAME} characters", **where)
+        if field.attribute not in (None, name):
+            raise DeclarationError(
+                "attribute= is not supported; name the field as it should be stored", **where
+            )
+        if key in self.by_key:
+            raise DeclarationError(f"two fields share the external name {key!r}", **where)
 
 
 #: The length of an indexed string column when its field declares no maximum.

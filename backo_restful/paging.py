@@ -21,9 +21,9 @@ from urllib.parse import urlencode
 
 from marshmallow import fields as ma
 
-from .exceptions import BadRequest
+from .exceptions import BadRequest, InvalidCursor
 from .model import Collection
-from .query import Path, SortKey, _field_of, _typed
+from .query import Path, SortKey, field_of, typed_value
 
 #: ``before=`` this cursor reads the last page.
 END = "end"
@@ -78,7 +78,7 @@ def decode(
 ) -> list[Any] | None:
     """The typed sort-key values of ``cursor`` (None for :data:`END`).
 
-    :raises BadRequest: if the cursor is malformed or was made for another sort.
+    :raises InvalidCursor: if the cursor is malformed or was made for another sort.
     """
     if cursor == END:
         return None
@@ -93,33 +93,38 @@ def decode(
         if not isinstance(values, list):
             raise ValueError("not a cursor")
     except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
-        raise BadRequest(
+        raise InvalidCursor(
             f"Parameter {name!r} is not a cursor of this collection and sort: "
             "use the links of a previous response.",
             {"parameter": name},
-            code="INVALID_CURSOR",
         ) from None
-    typed: list[Any] = []
-    for path, value in zip(paths, values, strict=True):
-        field = _field_of(collection, path)
-        try:
-            if value is None:
-                typed.append(None)
-            elif isinstance(field, ma.DateTime | ma.Date | ma.Time) and isinstance(value, str):
-                # What the cursor holds is what the database stored: naive (UTC).
-                moment = _TEMPORAL[_kind(field)](value)
-                if getattr(moment, "tzinfo", None) is not None:
-                    raise ValueError("a cursor holds naive datetimes and times")
-                typed.append(moment)
-            else:
-                typed.append(_typed(path, field, value, False, name))
-        except (ValueError, BadRequest):
-            raise BadRequest(
-                f"Parameter {name!r} is not a cursor of this collection and sort.",
-                {"parameter": name},
-                code="INVALID_CURSOR",
-            ) from None
-    return typed
+    try:
+        return [
+            _cursor_value(collection, path, value, name)
+            for path, value in zip(paths, values, strict=True)
+        ]
+    except (ValueError, BadRequest):
+        raise InvalidCursor(
+            f"Parameter {name!r} is not a cursor of this collection and sort.",
+            {"parameter": name},
+        ) from None
+
+
+def _cursor_value(collection: Collection, path: Path, value: Any, name: str) -> Any:
+    """The value of a cursor at ``path``, typed as the database stores it.
+
+    :raises ValueError: or :class:`BadRequest` for a value the field cannot hold.
+    """
+    field = field_of(collection, path)
+    if value is None:
+        return None
+    if isinstance(field, ma.DateTime | ma.Date | ma.Time) and isinstance(value, str):
+        # What the cursor holds is what the database stored: naive (UTC).
+        moment = _TEMPORAL[_kind(field)](value)
+        if getattr(moment, "tzinfo", None) is not None:
+            raise ValueError("a cursor holds naive datetimes and times")
+        return moment
+    return typed_value(path, field, value, False, name)
 
 
 def _kind(field: ma.Field) -> str:

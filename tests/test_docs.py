@@ -416,6 +416,7 @@ PUBLIC = {
         if isinstance(value, type)
         and issubclass(value, Exception)
         and value.__module__ == "backo_restful.exceptions"
+        and not name.startswith("_")
     ],
 }
 

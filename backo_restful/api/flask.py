@@ -25,20 +25,22 @@ from flask import (
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..access import Access
-from ..auth import JWTAuth, User, caller_of
+from ..auth import JWTAuth, User
 from ..engine import Engine, default_engine
 from ..exceptions import (
     BackoError,
-    BadRequest,
     BodyTooLarge,
     DeclarationError,
+    InvalidJSON,
     MethodNotAllowed,
     Unauthorized,
+    UnknownParameter,
     UnsupportedMediaType,
 )
 from ..model import Collection
 from ..query import COUNT_MODES, parse_args, parse_json
 from . import basic
+from .flask_auth import caller_of
 
 #: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
 DEFAULT_MAX_BODY = 10 * 2**20
@@ -329,10 +331,8 @@ class Resource(flask_restful.Resource):
     def _no_query_parameters() -> None:
         if request.args:
             name = next(iter(request.args))
-            raise BadRequest(
-                f"Unknown query parameter {name!r}: writes take none.",
-                {"parameter": name},
-                code="UNKNOWN_PARAMETER",
+            raise UnknownParameter(
+                f"Unknown query parameter {name!r}: writes take none.", {"parameter": name}
             )
 
 
@@ -352,4 +352,4 @@ def _json_body(max_body: int) -> Any:
     try:
         return parse_json(raw)
     except (ValueError, RecursionError):
-        raise BadRequest("The request body is not valid JSON.", code="INVALID_JSON") from None
+        raise InvalidJSON("The request body is not valid JSON.") from None
