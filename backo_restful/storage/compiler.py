@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
@@ -19,8 +20,8 @@ import peewee
 from ..exceptions import InvalidCursor
 from ..model import Collection, LinkStorage, RelationInfo
 from ..query import And, Condition, Node, Not, Or, SortKey
-from ._utils import Scopes, attr, scope_of
-from .schema import Schema
+from ._utils import Scopes, attr, field_name, scope_of
+from .schema import Schema, converter
 
 _COMPARISONS = {
     "eq": operator.eq,
@@ -34,8 +35,53 @@ _COMPARISONS = {
 Join = tuple[Any, Any, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """What every read of a collection's rows starts from, written once."""
+
+    #: ``SELECT <every column>`` (as :meth:`Schema._columns` names them).
+    head: str
+    #: `` FROM <table> AS t1``.
+    source: str
+    #: The row of one id (its one parameter).
+    by_id: str
+    #: ``SELECT COUNT(*) FROM <table> AS t1`` and ``SELECT 1 FROM <table> AS t1``.
+    count_all: str
+    count_one: str
+    #: The name and converter (None: none needed) of each column of ``head``.
+    converters: list[tuple[str, Any]]
+    #: The names of those columns when none needs a converter.
+    plain: list[str] | None
+
+
 class Compiler(Schema):
     """Filter, sort and cursor compilation on the tables of :class:`Schema`."""
+
+    #: The statements of each collection built once (see :meth:`_sql`).
+    _statements: dict[str, Statements]
+
+    def _sql(self, collection: Collection) -> Statements:
+        """The statements every read of ``collection`` starts from."""
+        statements = self._statements.get(collection.name)
+        if statements is None:
+            table = self.table(collection)
+            rows = table.select(*self._columns(collection))
+            select = rows.sql()[0]
+            cut = select.rindex(" FROM ")
+            converters = [
+                (field_name(name), converter(field)) for name, field in table._meta.fields.items()
+            ]
+            plain = all(read is None for _, read in converters)
+            statements = self._statements[collection.name] = Statements(
+                head=select[:cut],
+                source=select[cut:],
+                by_id=rows.where(table.id == 0).sql()[0],
+                count_all=table.select(peewee.fn.COUNT(peewee.SQL("*"))).sql()[0],
+                count_one=table.select(peewee.SQL("1")).sql()[0],
+                converters=converters,
+                plain=[name for name, _ in converters] if plain else None,
+            )
+        return statements
 
     def _context(self, collection: Collection) -> Any:
         """A context to write SQL in, where the collection's table is ``t1`` as

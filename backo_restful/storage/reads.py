@@ -15,31 +15,11 @@ import peewee
 
 from ..model import Collection, LinkStorage, RelationInfo
 from ..query import Node, SortKey
-from ._utils import Scopes, chunks, field_name
+from ._utils import Scopes, chunks
 from .compiler import Compiler, Join, after, non_null, order_by
-from .schema import converter
 
 #: Where the ids go in a statement built once (see Reads._by_ids).
 _IDS = "(__backo_ids__)"
-
-
-@dataclass(frozen=True, slots=True)
-class Statements:
-    """What every read of a collection's rows starts from, written once."""
-
-    #: ``SELECT <every column>`` (as :meth:`Schema._columns` names them).
-    head: str
-    #: `` FROM <table> AS t1``.
-    source: str
-    #: The row of one id (its one parameter).
-    by_id: str
-    #: ``SELECT COUNT(*) FROM <table> AS t1`` and ``SELECT 1 FROM <table> AS t1``.
-    count_all: str
-    count_one: str
-    #: The name and converter (None: none needed) of each column of ``head``.
-    converters: list[tuple[str, Any]]
-    #: The names of those columns when none needs a converter.
-    plain: list[str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +52,6 @@ class _Order:
 class Reads(Compiler):
     """Every read of the storage."""
 
-    #: The statements of each collection built once (see :meth:`_sql`).
-    _statements: dict[str, Statements]
     #: What a read by ids reads -> its SQL before and after the ids.
     _id_plans: dict[tuple[Any, ...], tuple[str, str]]
     #: (collection, (column, descending, without NULLS clause)...) -> ORDER BY.
@@ -231,29 +209,6 @@ class Reads(Compiler):
             ctx.literal(" ORDER BY ").sql(peewee.CommaNodeList(order_by(order.keys, order.plain)))
             sql = self._orders[shape] = ctx.query()
         return sql
-
-    def _sql(self, collection: Collection) -> Statements:
-        """The statements every read of ``collection`` starts from."""
-        statements = self._statements.get(collection.name)
-        if statements is None:
-            table = self.table(collection)
-            rows = table.select(*self._columns(collection))
-            select = rows.sql()[0]
-            cut = select.rindex(" FROM ")
-            converters = [
-                (field_name(name), converter(field)) for name, field in table._meta.fields.items()
-            ]
-            plain = all(read is None for _, read in converters)
-            statements = self._statements[collection.name] = Statements(
-                head=select[:cut],
-                source=select[cut:],
-                by_id=rows.where(table.id == 0).sql()[0],
-                count_all=table.select(peewee.fn.COUNT(peewee.SQL("*"))).sql()[0],
-                count_one=table.select(peewee.SQL("1")).sql()[0],
-                converters=converters,
-                plain=[name for name, _ in converters] if plain else None,
-            )
-        return statements
 
     # -- counts ---------------------------------------------------------------
 
