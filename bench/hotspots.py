@@ -51,7 +51,7 @@ GROUPS = [
         lambda f, n: f.endswith("engine.py") and n in ("get", "page"),
     ),
     ("backo_restful: rendering (_render)", lambda f, n: f.endswith("engine.py") and n == "_render"),
-    ("backo_restful: count", lambda f, n: f.endswith("storage.py") and n in ("count", "estimate")),
+    ("backo_restful: count", lambda f, n: "/storage/" in f and n in ("count", "estimate")),
     ("backo_restful: Link header", lambda f, n: f.endswith("paging.py") and n == "link_header"),
     (
         "backo_restful: writes (Engine._write)",

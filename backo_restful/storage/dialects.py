@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import re
 import sqlite3
+import threading
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import peewee
 
-from .exceptions import DeclarationError, PatternTooSlow
-from .query import ascii_classes
+from ..exceptions import DeclarationError, PatternTooSlow
+from ..query import ascii_classes, compile_pattern
 
 
 class Failure(enum.Enum):
@@ -60,9 +63,60 @@ class Dialect:
     fast_table_count: ClassVar[bool] = False
     #: Whether the limit of :meth:`start_time_limit` ends with the transaction.
     time_limit_ends_with_transaction: ClassVar[bool] = False
+    #: Whether the database's own order puts nulls last ascending and first
+    #: descending, as the storage wants them: no ``NULLS`` clause is needed.
+    nulls_sort_high: ClassVar[bool] = False
+    #: Whether an indexed column gets an index on ``(column, id)``, so that it
+    #: serves a sort on the column *and* the id tie-breaker (where the database's
+    #: own indexes do not end with the primary key).
+    id_suffixed_indexes: ClassVar[bool] = False
+    #: Whether a foreign key constraint is added once every table exists (where a
+    #: table cannot reference one not created yet).
+    deferred_foreign_keys: ClassVar[bool] = True
+    #: The ``LIMIT`` that keeps every row, for an ``OFFSET`` without a limit
+    #: (None where ``OFFSET`` may stand alone).
+    limit_all: ClassVar[int | None] = None
 
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the database lives in this process's memory (one connection,
+        shared by every thread)."""
+        return False
+
+    def prepare(self) -> None:
+        """Set up the database given to the storage (before any connection)."""
+
+    def tune(self) -> None:
+        """Settings the storage makes once to a database it opened from a URL
+        (on a connection, before creating tables)."""
+
+    def primary_key(self) -> peewee.Field:
+        """The ``id`` column of a collection's table."""
+        return peewee.BigAutoField()
+
+    def adapt_column(self, column: peewee.Field) -> None:
+        """Fit ``column`` (of a collection's table) to this database: its type,
+        collation."""
+
+    def drop_tables(self, tables: Sequence[Any]) -> None:
+        """Drop ``tables`` if they exist, whatever references them."""
+        self.db.drop_tables(tables, safe=True)
+
+    def estimate(self, table: Any, conditions: Sequence[Any]) -> int | None:
+        """The database's own estimate of the rows of ``table`` matching
+        ``conditions``, or None where it has none."""
+        return None
+
+    def after_explicit_id(self, table: str, id_: int) -> None:
+        """Keep ``table``'s id counter past ``id_``, a row inserted with its id."""
+
+    def pattern_refused(self) -> bool:
+        """Whether a pattern function of this thread refused a value as too much
+        work since this was last asked (it forgets it)."""
+        return False
 
     def begin_args(self, write: bool) -> tuple[str, ...]:
         """The arguments of ``Database.begin`` for a read or a write transaction."""
@@ -117,9 +171,42 @@ class SqliteDialect(Dialect):
     row_locks = False
     fast_table_count = True
     returning = sqlite3.sqlite_version_info >= (3, 35)
+    # SQLite accepts references to tables not created yet.
+    deferred_foreign_keys = False
+    limit_all = -1
 
     #: How often (in SQLite virtual machine steps) a bounded statement looks at the time.
     STEPS = 1000
+
+    @property
+    def in_memory(self) -> bool:
+        return self.db.database in ("", ":memory:")
+
+    def prepare(self) -> None:
+        # Foreign keys on, a busy timeout, and the functions that filters use, for
+        # every connection of the database.
+        db: Any = self.db
+        db.register_function(_sqlite_regexp, "regexp", 2, deterministic=True)
+        db.register_function(_sqlite_lower, "backo_lower", 1, deterministic=True)
+        pragmas = dict(db._pragmas or ())
+        pragmas["foreign_keys"] = 1
+        pragmas.setdefault("busy_timeout", 10000)
+        db._pragmas = list(pragmas.items())
+        if not db.is_closed():
+            db.execute_sql("PRAGMA foreign_keys = 1")
+
+    def tune(self) -> None:
+        # WAL lets readers run beside the writer (set once, it stays with the file).
+        if not self.in_memory:
+            self.db.execute_sql("PRAGMA journal_mode = wal")
+
+    def primary_key(self) -> peewee.Field:
+        return _SqliteAutoIncrement()
+
+    def pattern_refused(self) -> bool:
+        refused = getattr(_functions, "too_costly", False)
+        _functions.too_costly = False
+        return bool(refused)
 
     def begin_args(self, write: bool) -> tuple[str, ...]:
         # Take the write lock at once: writers queue, and never deadlock.
@@ -165,6 +252,42 @@ _PG_ENDED = {"57P01", "57P02", "57P03"}
 class PostgresqlDialect(Dialect):
     name = "postgresql"
     returning = True
+    nulls_sort_high = True
+    # SQLite's and InnoDB's indexes end with the primary key already.
+    id_suffixed_indexes = True
+
+    def adapt_column(self, column: peewee.Field) -> None:
+        if isinstance(column, peewee.TextField | peewee.CharField):
+            # Byte order, as on SQLite and MariaDB, whatever the database's locale.
+            column.collation = '"C"'
+
+    def drop_tables(self, tables: Sequence[Any]) -> None:
+        for table in tables:
+            self.db.execute_sql(f'DROP TABLE IF EXISTS "{table._meta.table_name}" CASCADE')
+
+    def estimate(self, table: Any, conditions: Sequence[Any]) -> int | None:
+        if not conditions:
+            name = f'"{table._meta.table_name}"'
+            cursor = self.db.execute_sql(
+                "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (name,)
+            )
+            (tuples,) = cursor.fetchone() or (None,)
+            if tuples is None or tuples < 0:
+                return None  # never analyzed: the planner's guess means nothing
+            return int(tuples)
+        sql, params = table.select(table.id).where(*conditions).sql()
+        (plan,) = self.db.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
+
+    def after_explicit_id(self, table: str, id_: int) -> None:
+        # SQLite (AUTOINCREMENT) and MySQL move their counters past an explicit id
+        # themselves; a PostgreSQL sequence has to be told.
+        cursor = self.db.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", (f'"{table}"',))
+        (sequence,) = cursor.fetchone()
+        self.db.execute_sql(
+            f"SELECT setval(%s, GREATEST(%s, last_value)) FROM {sequence}", (sequence, id_)
+        )
 
     def begin_args(self, write: bool) -> tuple[str, ...]:
         # A read sees one snapshot across its statements (the page, then each level).
@@ -239,8 +362,36 @@ _MYSQL_BAD_PATTERNS = {_REGEX_WARNING, 3685, 3692, 3693, 3694, 3695, 3696, 3697}
 _TOO_LONG = "backo:too-long:"
 
 
+#: MySQL's TEXT holds 64 KiB and its DATETIME and TIME drop microseconds.
+_MYSQL_TYPES = {"TEXT": "LONGTEXT", "DATETIME": "DATETIME(6)", "TIME": "TIME(6)"}
+
+
 class MysqlDialect(Dialect):
     name = "mysql"
+    # MySQL has no OFFSET without LIMIT.
+    limit_all = 2**63 - 1
+
+    def adapt_column(self, column: peewee.Field) -> None:
+        column.field_type = _MYSQL_TYPES.get(column.field_type, column.field_type)  # type: ignore[misc]
+
+    def drop_tables(self, tables: Sequence[Any]) -> None:
+        # Tables may reference each other in a cycle: drop them unchecked.
+        self.db.execute_sql("SET FOREIGN_KEY_CHECKS = 0")
+        try:
+            self.db.drop_tables(tables, safe=True)
+        finally:
+            self.db.execute_sql("SET FOREIGN_KEY_CHECKS = 1")
+
+    def estimate(self, table: Any, conditions: Sequence[Any]) -> int | None:
+        if conditions:
+            return None
+        cursor = self.db.execute_sql(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (table._meta.table_name,),
+        )
+        row = cursor.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def begin_args(self, write: bool) -> tuple[str, ...]:
         # Writes read the latest committed rows (the ones they lock), never a
@@ -345,6 +496,38 @@ class MysqlDialect(Dialect):
 def _regexp(column: Any, pattern: str) -> Any:
     """``column REGEXP pattern``, as written (peewee writes ``REGEXP BINARY``)."""
     return peewee.NodeList((column, peewee.SQL("REGEXP"), peewee.Value(pattern)), parens=True)
+
+
+class _SqliteAutoIncrement(peewee.AutoField):
+    """SQLite primary key that never reuses the id of a deleted row."""
+
+    def ddl(self, ctx: Any) -> Any:
+        return peewee.NodeList((super().ddl(ctx), peewee.SQL("AUTOINCREMENT")))
+
+
+#: The most work one SQLite match may take: the value's length times the size of
+#: the pattern's matcher. RE2 matches in time linear in the value, but the factor
+#: is the matcher's size when its fast matcher gives up; a single match cannot be
+#: interrupted, so it is bounded before it starts (about 1 s at this budget).
+MATCH_BUDGET = 10**8
+
+#: What the SQLite functions of this thread tell the dialect (see
+#: :meth:`SqliteDialect.pattern_refused`).
+_functions = threading.local()
+
+
+def _sqlite_regexp(pattern: str, value: Any) -> bool:
+    if value is None:
+        return False
+    program = compile_pattern(pattern)
+    if len(value) * program.programsize > MATCH_BUDGET:
+        _functions.too_costly = True
+        raise OverflowError("value too long for this pattern")
+    return program.search(value) is not None
+
+
+def _sqlite_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def dialect_of(db: peewee.Database) -> Dialect:
