@@ -474,7 +474,17 @@ class RequiredRelation(Conflict):
     code = "REQUIRED_RELATION"
 
 
-class ReferenceViolation(Conflict):
+class ConstraintViolation(Conflict):
+    """A constraint of the database (other than the unique values and the links
+    the engine checks itself) refused the change."""
+
+    code = "CONSTRAINT_VIOLATION"
+
+    def default_message(self) -> str:
+        return "The change violates a constraint of the database."
+
+
+class ReferenceViolation(ConstraintViolation):
     """The database's foreign key refused a row linking to an object that does
     not exist.
 
@@ -482,11 +492,6 @@ class ReferenceViolation(Conflict):
     runs it again checking each link itself when this is raised, to name the
     missing object (:class:`NotFound`).
     """
-
-    code = "CONSTRAINT_VIOLATION"
-
-    def default_message(self) -> str:
-        return "The change violates a constraint of the database."
 
 
 class ValidationFailed(ClientError):

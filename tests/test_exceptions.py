@@ -50,6 +50,7 @@ EXPECTED = {
     "UniqueViolation": ("UNIQUE_VIOLATION", 409),
     "NotEmpty": ("NOT_EMPTY", 409),
     "RequiredRelation": ("REQUIRED_RELATION", 409),
+    "ConstraintViolation": ("CONSTRAINT_VIOLATION", 409),
     "ReferenceViolation": ("CONSTRAINT_VIOLATION", 409),
     "ValidationFailed": ("VALIDATION_FAILED", 422),
 }
@@ -93,6 +94,7 @@ def test_each_code_is_declared_by_one_class() -> None:
     assert sorted(name for name, cls in classes().items() if "code" not in vars(cls)) == [
         "BadRequest",
         "ConnectionLost",
+        "ReferenceViolation",
     ]
 
 

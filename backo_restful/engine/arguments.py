@@ -8,8 +8,9 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ..exceptions import BadRequest, InvalidBody, InvalidId, LimitExceeded, ValidationFailed
-from ..model import Collection, parse_id
+from ..model import Collection
 from ..query import check_count
+from ..values import parse_id
 
 
 def object_id(collection: Collection, id_: Any) -> int:

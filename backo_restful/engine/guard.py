@@ -10,8 +10,9 @@ from marshmallow import ValidationError
 
 from ..access import Access, audit_values, managed_fields, unguarded
 from ..exceptions import Forbidden
-from ..model import Collection, LinkStorage, Loaded, NewObject, check_id, storable
+from ..model import Collection, LinkStorage, Loaded, NewObject
 from ..storage import to_storable
+from ..values import check_id, storable
 from .call import Call
 
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import MAX_ID
+from ..values import MAX_ID
 
 #: The digits of a non-negative integer written in a query string.
 DIGITS = re.compile(r"[0-9]+")

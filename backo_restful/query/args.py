@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..exceptions import InvalidFilter, InvalidParameter, LimitExceeded, UnknownParameter
-from ..model import MAX_ID, RESERVED_NAMES, Collection
+from ..model import RESERVED_NAMES, Collection
+from ..values import MAX_ID
 from ._utils import DIGITS, details, printable
 from .conditions import condition
 from .filters import Parsing, parse_group

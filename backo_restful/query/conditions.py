@@ -10,8 +10,9 @@ from marshmallow import ValidationError
 from marshmallow import fields as ma
 
 from ..exceptions import InvalidFilter, UnknownOperator
-from ..model import Collection, check_id, storable
-from ._utils import DIGITS, details, flatten
+from ..model import Collection
+from ..values import parse_id, storable
+from ._utils import details, flatten
 from .nodes import Condition, Node, Not
 from .paths import Path, field_of
 from .patterns import check_pattern
@@ -165,11 +166,9 @@ def typed_value(path: Path, field: ma.Field | None, value: Any, from_text: bool,
 def _id(path: Path, value: Any) -> int:
     """``value`` as the id of an object."""
     # An id, like an Integer field, takes its digits as a string too (a URL's
-    # ids, a JWT's "sub").
-    if isinstance(value, str) and DIGITS.fullmatch(value) and len(value) < 25:
-        value = int(value)
+    # ids, a JWT's "sub"), as every id parsed anywhere.
     try:
-        return check_id(value)
+        return parse_id(value)
     except ValueError as exc:
         raise InvalidFilter(
             f"Invalid value for {path.text!r}: {exc}.", details(field=path.text, value=value)

@@ -13,13 +13,13 @@ from typing import Any
 from marshmallow import fields as ma
 
 from ..exceptions import InvalidFilter, InvalidSort, UnknownField
+from ..kinds import stored_as_json
 from ..model import Collection, RelationInfo
 from ._utils import details
 
 #: The most fields one path names (``jar.name`` names two).
 MAX_PATH = 8
 
-_JSON_STORED = (ma.Dict, ma.List, ma.Tuple, ma.Nested, ma.Enum, ma.Raw)
 
 #: ``hidden(collection, name)``: the caller may not read field ``name``, so for
 #: them it does not exist (see :mod:`backo_restful.auth`).
@@ -92,7 +92,7 @@ def _walk(
             continue
         if not last:
             raise error(f"{text!r}: {segment!r} is not a relation.", details(field=text))
-        if isinstance(current.scalars[name], _JSON_STORED):
+        if stored_as_json(current.scalars[name]):
             raise error(
                 f"Cannot {purpose} on {text!r}: it is stored as a JSON document.",
                 details(field=text),

@@ -26,6 +26,7 @@ from playhouse.pool import (
 from ..exceptions import (
     BackoError,
     ConnectionLost,
+    ConstraintViolation,
     DeclarationError,
     InvalidPattern,
     InvalidValue,
@@ -399,9 +400,7 @@ class Connections:
             )
         if self.dialect.missing_reference(exc):
             return ReferenceViolation()
-        # Another constraint (NOT NULL, say) is a CONSTRAINT_VIOLATION too, and
-        # ReferenceViolation is the one class of that code.
-        return ReferenceViolation("The change violates a constraint of the database.")
+        return ConstraintViolation()  # NOT NULL, say
 
     # -- time limits of patterns ----------------------------------------------
 
