@@ -48,14 +48,17 @@ GROUPS = [
     ),
     (
         "backo_restful: Engine.get / Engine.page",
-        lambda f, n: f.endswith("engine.py") and n in ("get", "page"),
+        lambda f, n: f.endswith("engine/core.py") and n in ("get", "page"),
     ),
-    ("backo_restful: rendering (_render)", lambda f, n: f.endswith("engine.py") and n == "_render"),
+    (
+        "backo_restful: rendering (Reading.render)",
+        lambda f, n: f.endswith("engine/reading.py") and n == "render",
+    ),
     ("backo_restful: count", lambda f, n: "/storage/" in f and n in ("count", "estimate")),
     ("backo_restful: Link header", lambda f, n: f.endswith("paging.py") and n == "link_header"),
     (
-        "backo_restful: writes (Engine._write)",
-        lambda f, n: f.endswith("engine.py") and n == "_write",
+        "backo_restful: writes (run_write)",
+        lambda f, n: f.endswith("engine/transactions.py") and n == "run_write",
     ),
     ("json.dumps", lambda f, n: f.endswith("json/__init__.py") and n == "dumps"),
     ("marshmallow load (validation)", lambda f, n: "marshmallow" in f and n == "load"),

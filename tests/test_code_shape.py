@@ -114,3 +114,26 @@ def test_the_engine_keeps_no_call_state_in_globals() -> None:
         if "ContextVar" in path.read_text() or "contextvars" in path.read_text()
     ]
     assert not found, found
+
+
+def test_layers_md_lays_out_every_module() -> None:
+    text = (PACKAGE.parent / "docs" / "layers.md").read_text(encoding="utf-8")
+    block = text.split("## How the code is laid out", 1)[1].split("```text\n", 1)[1]
+    listed = set()
+    folders: dict[int, str] = {}
+    for line in block.split("```", 1)[0].splitlines()[1:]:
+        match = re.match(r"^([│ ├└─]*)(\S+)", line)
+        assert match, line
+        depth = len(match[1]) // 4
+        name = match[2]
+        path = "".join(folders[level] for level in range(1, depth)) + name
+        if name.endswith("/"):
+            folders[depth] = name
+        else:
+            listed.add(path)
+    modules = {
+        str(path.relative_to(PACKAGE))
+        for path in MODULES
+        if path.name != "_utils.py" and (path.name != "__init__.py" or path.parent == PACKAGE)
+    }
+    assert listed == modules

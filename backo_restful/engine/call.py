@@ -1,9 +1,11 @@
 """One engine call: the caller's rights and the answer's budget, passed explicitly.
 
-Every operation of an engine call is a method of one :class:`Call`, built by the
+Every operation of an engine call is a method of one
+:class:`~backo_restful.engine.core.Operation`, a :class:`Call` built by the
 :class:`~backo_restful.engine.Engine` for that call and dropped after it. The
-concerns of a call are mixins of it, one per module (reading, guarding, writing,
-deleting), so the state they share travels in ``self``, never in a global.
+concerns of a call are subclasses of :class:`Call`, one per module (reading,
+guarding, changes, writing, deleting), composed into ``Operation``, so the state
+they share travels in ``self``, never in a global.
 """
 
 from __future__ import annotations
@@ -103,14 +105,14 @@ class Call:
         if permission is not None and not any(permission.can(access.auth, a) for a in actions):
             raise access.refusal(collection, actions[0])
 
-    def _visible_ids(self, collection: Collection, ids: set[int]) -> set[int]:
+    def visible_ids(self, collection: Collection, ids: set[int]) -> set[int]:
         """Those of ``ids`` the caller may see."""
         scope = self.scope(collection)
         if scope is None or not ids:
             return ids
         return self.storage.existing_ids(collection, ids, scope=scope)
 
-    def _require(self, collection: Collection, ids: list[int]) -> None:
+    def lock_existing(self, collection: Collection, ids: list[int]) -> None:
         """Lock objects ``ids``, which must exist (and be visible to the caller).
 
         :raises NotFound: naming the missing ones.
@@ -125,7 +127,7 @@ class Call:
         if missing:
             raise missing_objects(collection, missing)
 
-    def _lock_plan(
+    def lock_plan(
         self,
         collection: Collection,
         id_: int | None,
@@ -161,7 +163,7 @@ class Call:
             {self.model.collections[name]: ids for name, ids in wanted.items() if ids}
         )
 
-    def _stored(self, collection: Collection, id_: int) -> dict[str, Any]:
+    def stored(self, collection: Collection, id_: int) -> dict[str, Any]:
         """The stored row of object ``id_``, which the call has locked.
 
         :raises NotFound: if it is gone after all.

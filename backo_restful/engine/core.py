@@ -31,13 +31,13 @@ class Operation(Deleting, Reading):
 
         :raises InvalidId: if it would create an object above :data:`MAX_CREATED_ID`.
         """
-        self._lock_plan(collection, id_, [data], replace=True)
-        if self.scope(collection) is not None and not self._visible_ids(collection, {id_}):
+        self.lock_plan(collection, id_, [data], replace=True)
+        if self.scope(collection) is not None and not self.visible_ids(collection, {id_}):
             # A caller who sees only part of the collection cannot tell a free
             # id from a hidden one: for them PUT neither creates nor reveals.
             raise missing_objects(collection, {id_})
         if self.storage.lock(collection, [id_]):
-            allowed = self._allowed_update(collection, id_, data)
+            allowed = self.allowed_update(collection, id_, data)
             self.update_object(collection, id_, allowed, replace=True)
             return self.reread(collection, [id_])[0], 200
         if id_ > MAX_CREATED_ID:
@@ -84,10 +84,11 @@ class Engine:
 
         :raises UnknownCollection: if there is no such collection.
         """
+        access = access_of(self.model, auth)
         collection = self.model.collections.get(name) if isinstance(name, str) else None
         if collection is None:
             raise UnknownCollection(name)
-        return collection, Operation(self, access_of(self.model, auth))
+        return collection, Operation(self, access)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -134,7 +135,8 @@ class Engine:
             operation.access.require(collection, "read")
         plan = options.plan(collection, operation.access, item=True)
         id_ = object_id(collection, id_)
-        snapshot = operation._reads_more(collection, plan.depth, plan.selection)
+        options.limit_objects(plan)
+        snapshot = operation.reads_more(collection, plan.depth, plan.selection)
         return run_read(self.storage, lambda: operation.read_one(plan, id_), snapshot=snapshot), 200
 
     def page(
@@ -213,11 +215,11 @@ class Engine:
 
         def work(trusted: bool) -> list[Any]:
             if many:
-                operation._lock_plan(collection, None, loaded)
+                operation.lock_plan(collection, None, loaded)
                 ids = [operation.create(collection, item)[0] for item in loaded]
                 return operation.reread(collection, ids)
             if not trusted:
-                operation._lock_plan(collection, None, loaded)
+                operation.lock_plan(collection, None, loaded)
             new_id, row = operation.create(
                 collection, loaded[0], returning=True, check_links=not trusted
             )
@@ -270,8 +272,8 @@ class Engine:
                 # Plain values only: one UPDATE that gives the row back, or finds none.
                 row = operation.patch_row(collection, id_, loaded)
                 return operation.render(collection, [row], 1)[0], 200
-            operation._lock_plan(collection, id_, [loaded])
-            allowed = operation._allowed_update(collection, id_, loaded)
+            operation.lock_plan(collection, id_, [loaded])
+            allowed = operation.allowed_update(collection, id_, loaded)
             operation.update_object(collection, id_, allowed, replace=False)
             return operation.reread(collection, [id_])[0], 200
 
@@ -288,10 +290,10 @@ class Engine:
         id_ = object_id(collection, id_)
 
         def work() -> tuple[None, int]:
-            operation._lock_plan(collection, id_, [])
-            operation._require(collection, [id_])
+            operation.lock_plan(collection, id_, [])
+            operation.lock_existing(collection, [id_])
             if operation.access is not None and permission_of(collection) is not None:
-                row = operation._stored(collection, id_)
+                row = operation.stored(collection, id_)
                 operation.access.require(collection, "delete", row)
             operation.delete_object(collection, id_)
             return None, 204
@@ -300,10 +302,11 @@ class Engine:
 
 
 def _options(options: ReadOptions | None, given: dict[str, Any], **defaults: Any) -> ReadOptions:
-    """``options``, or the options the keyword arguments ``given`` make (with
-    ``defaults`` for those not given).
+    """``options`` with ``defaults`` (``get`` never counts), or the options the
+    keyword arguments ``given`` make.
 
-    :raises TypeError: if both are given.
+    :raises TypeError: if ``options`` comes with a keyword that differs from its
+        default (one equal to its default cannot be told from no keyword).
     """
     if options is None:
         return ReadOptions(**{**given, **defaults})

@@ -88,7 +88,7 @@ class Deleting(Writing):
         if strategy is DeleteStrategy.DELETE_REFERENCED_ITEMS:
             # Locked before their own links are read: none can be added after.
             linked = self.storage.lock(relation.target, linked)
-            self._may_change(relation.target, linked, "delete")
+            self.may_change(relation.target, linked, "delete")
             gone |= linked
             plan.pending.append((relation.target, linked))
             return
@@ -136,7 +136,7 @@ class Deleting(Writing):
         error: type[NotEmpty | RequiredRelation],
     ) -> Conflict:
         which = ", ".join(map(str, sorted(ids)))
-        shown = self._visible_ids(relation.target, linked)  # hidden ones are not named
+        shown = self.visible_ids(relation.target, linked)  # hidden ones are not named
         others = ", ".join(map(str, sorted(shown)))
         if len(shown) < len(linked):
             others = f"{others} and others" if shown else "objects"

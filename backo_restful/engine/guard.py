@@ -19,7 +19,7 @@ from .call import Call
 class Guard(Call):
     """Checks of one call's writes against the caller's rights."""
 
-    def _allowed_update(
+    def allowed_update(
         self, collection: Collection, id_: int, data: dict[str, Any]
     ) -> dict[str, Any]:
         """``data`` for object ``id_`` as the caller may write it.
@@ -31,10 +31,10 @@ class Guard(Call):
         access = self.access
         if access is not None:
             access.require(collection, "update")  # before telling whether it exists
-        self._require(collection, [id_])
+        self.lock_existing(collection, [id_])
         if access is None or unguarded(collection):
             return data
-        stored = self._stored(collection, id_)
+        stored = self.stored(collection, id_)
         access.require(collection, "update", stored)
         return self._guard(collection, data, stored, {}, access)
 
@@ -107,7 +107,7 @@ class Guard(Call):
             return same_value(collection, name, value, row[name])
         if relation.storage is LinkStorage.FK_HERE:
             stored = row[name]
-            if stored is not None and not self._visible_ids(relation.target, {stored}):
+            if stored is not None and not self.visible_ids(relation.target, {stored}):
                 stored = None  # as the caller reads it
             return same_value(collection, name, value, stored)
         links = self.storage.links(relation, [row["id"]], scope=self.scope(relation.target))
@@ -138,7 +138,7 @@ class Guard(Call):
                 ) from None
         return values
 
-    def _may_change(
+    def may_change(
         self, collection: Collection, ids: Iterable[int], action: str, field: str | None = None
     ) -> None:
         """Refuse a write that also changes (``update``, in ``field``) or deletes

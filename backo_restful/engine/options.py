@@ -77,7 +77,8 @@ class ReadOptions:
 
     def plan(self, collection: Collection, access: Access | None, *, item: bool) -> ReadPlan:
         """Check the options for a read of ``collection`` by ``access``: of one
-        object (``item``; the options of a page are then ignored) or of a page.
+        object (``item``; the options of a page are then ignored, and
+        :meth:`limit_objects` is left to the caller) or of a page.
 
         :raises BadRequest: for a bad option (its most precise class).
         """
@@ -91,9 +92,14 @@ class ReadOptions:
             plan.scope, plan.scopes = access.scope(collection), access.scopes()
         if not item:
             self._page(plan)
+            self.limit_objects(plan)
+        return plan
+
+    def limit_objects(self, plan: ReadPlan) -> None:
+        """Check ``max_objects`` into ``plan`` (last: a read of one object checks
+        its id first)."""
         if self.max_objects is not None:
             plan.max_objects = check_count("max_objects", self.max_objects)
-        return plan
 
     def _page(self, plan: ReadPlan) -> None:
         """Check the options only a page takes, into ``plan``."""

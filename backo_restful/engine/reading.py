@@ -120,9 +120,9 @@ class Reading(Call):
         """Whether the read of ``plan`` needs a transaction of its own: when it is
         more than one statement."""
         joins = plan.count != "none" and any(key.path.steps for key in plan.keys)
-        return joins or self._reads_more(plan.collection, plan.depth, plan.selection)
+        return joins or self.reads_more(plan.collection, plan.depth, plan.selection)
 
-    def _reads_more(self, collection: Collection, depth: int, selection: Selection | None) -> bool:
+    def reads_more(self, collection: Collection, depth: int, selection: Selection | None) -> bool:
         """Whether showing objects of ``collection`` at ``depth`` reads more than
         their rows (related objects, links stored elsewhere, scopes)."""
         if depth == 0:

@@ -187,7 +187,7 @@ class Writing(Changes):
         access = self.access
         if access is None or unguarded(collection):
             return keep
-        stored = self._stored(collection, id_)
+        stored = self.stored(collection, id_)
         return keep | {
             name
             for name in collection.schema.fields
@@ -219,18 +219,18 @@ class Writing(Changes):
         ]
         if self.access is None or not changed:
             return
-        stored = self._stored(collection, id_) if id_ is not None else {}
+        stored = self.stored(collection, id_) if id_ is not None else {}
         for relation in changed:
             old, new = stored.get(relation.name), values[relation.name]
             if old == new:
                 continue
-            if old is not None and not self._visible_ids(relation.target, {old}):
+            if old is not None and not self.visible_ids(relation.target, {old}):
                 if new is None:
                     del values[relation.name]
                     continue
                 raise _hidden_link(collection, relation)
             touched = {target for target in (old, new) if target is not None} - fresh
-            self._may_change(relation.target, touched, "update", relation.reverse.name)
+            self.may_change(relation.target, touched, "update", relation.reverse.name)
             self.touch(relation.target, touched)
 
     def _check_unique(
@@ -249,7 +249,7 @@ class Writing(Changes):
                 key = collection.external_name(name)
                 details = {"collection": collection.name, "field": key, "id": other}
                 holder = f"{collection.name} {other}"
-                if not self._visible_ids(collection, {other}):  # not named to the caller
+                if not self.visible_ids(collection, {other}):  # not named to the caller
                     del details["id"]
                     holder = f"Another {collection.name}"
                 raise UniqueViolation(
@@ -266,7 +266,7 @@ class Writing(Changes):
             # Created linked to ``owner``: checked as if it gave the link itself.
             back = (relation.reverse.name, PENDING if owner is None else owner)
             return self.create(relation.target, value.data, link=back)[0]
-        self._require(relation.target, [value])
+        self.lock_existing(relation.target, [value])
         if not relation.reverse.multi:
             # One-to-one: the target leaves its previous partner.
             previous = [
@@ -282,7 +282,7 @@ class Writing(Changes):
 
         Those objects change: the caller must be allowed to update each of them.
         """
-        self._may_change(relation.collection, ids, "update", relation.name)
+        self.may_change(relation.collection, ids, "update", relation.name)
         self.touch(relation.collection, ids)
         if relation.required:
             raise RequiredRelation(
@@ -302,7 +302,7 @@ class Writing(Changes):
         items = value if relation.multi else ([] if value is None else [value])
         ids = [item for item in items if not isinstance(item, NewObject)]
         new = [item for item in items if isinstance(item, NewObject)]
-        self._require(relation.target, ids)
+        self.lock_existing(relation.target, ids)
         if relation.storage is LinkStorage.M2M:
             self._assign_m2m(relation, owner, ids, new, creating=creating)
             return
@@ -327,7 +327,7 @@ class Writing(Changes):
         if self.scope(relation.target) is None or not current:
             return current
         # Links to objects the caller cannot see are neither shown nor changed.
-        visible = self._visible_ids(relation.target, current)
+        visible = self.visible_ids(relation.target, current)
         if current - visible and not relation.multi and setting:
             raise _hidden_link(relation.collection, relation)
         return visible
@@ -343,11 +343,11 @@ class Writing(Changes):
                     f"{relation.collection.name}, which requires its {relation.key}.",
                     {"collection": relation.target.name, "id": taken[0]},
                 )
-        self._may_change(relation.target, added, "update", back.name)
+        self.may_change(relation.target, added, "update", back.name)
         if not relation.multi:
             # One-to-one: the added object leaves its previous holder.
             holders = {held for _, held in self._partners(back, added) if held != owner}
-            self._may_change(relation.collection, holders, "update", relation.name)
+            self.may_change(relation.collection, holders, "update", relation.name)
             self.touch(relation.collection, holders)
         self.touch(relation.target, added)
         self.set_link(back, added, owner)
@@ -369,7 +369,7 @@ class Writing(Changes):
             current = {rid for _, rid, _ in links}
         changed = (current - set(ids)) | (set(ids) - current)
         # A link is part of both objects: the others change too.
-        self._may_change(relation.target, changed, "update", back.name)
+        self.may_change(relation.target, changed, "update", back.name)
         self.touch(relation.target, changed)
         created = {
             self.create(relation.target, item.data, link=(back.name, owner))[0] for item in new
