@@ -255,6 +255,7 @@ class PostgresqlDialect(Dialect):
     nulls_sort_high = True
     # SQLite's and InnoDB's indexes end with the primary key already.
     id_suffixed_indexes = True
+    time_limit_ends_with_transaction = True  # SET LOCAL
 
     def adapt_column(self, column: peewee.Field) -> None:
         if isinstance(column, peewee.TextField | peewee.CharField):
@@ -318,8 +319,6 @@ class PostgresqlDialect(Dialect):
         return getattr(original, "pgcode", None) == "23505" and (
             getattr(diagnostics, "constraint_name", None) == f"{table}_pkey"
         )
-
-    time_limit_ends_with_transaction = True  # SET LOCAL
 
     def unique_key(self, error: BaseException) -> str | None:
         original = driver_error(error)
