@@ -66,6 +66,14 @@ class DeclarationError(BackoError):
         super().__init__(f"{where}: {message}" if where else message, details)
 
 
+class InternalError(BackoError):
+    """Application code run by the engine (an action's handler) failed with an
+    exception that is not a :class:`BackoError`; it is the ``__cause__``."""
+
+    def default_message(self) -> str:
+        return "The server failed to handle the request."
+
+
 class NoEngine(BackoError):
     """A module-level call ran before :func:`backo_restful.setup` installed a
     default engine."""
@@ -417,6 +425,25 @@ class UnknownCollection(NotFound):
             message=f"There is no collection named {name!r}.",
             details={"collection": self.name},
         )
+
+
+class UnknownAction(NotFound):
+    """The collection has no action of that name (for an object, or for the
+    collection, as asked).
+
+    :param collection: the collection.
+    :param name: the action asked for.
+    """
+
+    code = "UNKNOWN_ACTION"
+
+    def __init__(self, collection: str, name: Any) -> None:
+        self.action = name if isinstance(name, str) else repr(name)
+        super().__init__(
+            message=f"{collection} has no action named {name!r} here.",
+            details={"collection": collection, "action": self.action},
+        )
+        self.collection = collection
 
 
 class MethodNotAllowed(ClientError):

@@ -126,6 +126,7 @@ def errors() -> list[exc.BackoError]:
         exc.PatternTooSlow: exc.PatternTooSlow("pattern_timeout"),
         exc.BodyTooLarge: exc.BodyTooLarge(10),
         exc.UnknownCollection: exc.UnknownCollection("nothing"),
+        exc.UnknownAction: exc.UnknownAction("jar", "open"),
         exc.MethodNotAllowed: exc.MethodNotAllowed("POST", ["GET", "HEAD"]),
         exc.ValidationFailed: exc.ValidationFailed({"type": ["Missing."]}),
     }

@@ -17,6 +17,7 @@ EXPECTED = {
     "BackoError": ("INTERNAL_ERROR", 500),
     "DeclarationError": ("DECLARATION_ERROR", 500),
     "NoEngine": ("NO_ENGINE", 500),
+    "InternalError": ("INTERNAL_ERROR", 500),
     "StorageError": ("STORAGE_ERROR", 500),
     "StorageUnavailable": ("STORAGE_UNAVAILABLE", 503),
     "ConnectionLost": ("STORAGE_UNAVAILABLE", 503),
@@ -45,6 +46,7 @@ EXPECTED = {
     "Forbidden": ("FORBIDDEN", 403),
     "NotFound": ("OBJECT_DOES_NOT_EXIST", 404),
     "UnknownCollection": ("UNKNOWN_COLLECTION", 404),
+    "UnknownAction": ("UNKNOWN_ACTION", 404),
     "MethodNotAllowed": ("METHOD_NOT_ALLOWED", 405),
     "Conflict": ("CONFLICT", 409),
     "UniqueViolation": ("UNIQUE_VIOLATION", 409),
@@ -94,6 +96,7 @@ def test_each_code_is_declared_by_one_class() -> None:
     assert sorted(name for name, cls in classes().items() if "code" not in vars(cls)) == [
         "BadRequest",
         "ConnectionLost",
+        "InternalError",
         "ReferenceViolation",
     ]
 

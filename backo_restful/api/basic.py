@@ -167,3 +167,16 @@ def delete(
 ) -> Response:
     """:meth:`Engine.delete`."""
     return _call(engine, "delete", name, id_, auth=auth)
+
+
+def act(
+    name: str,
+    action: str,
+    *,
+    id_: Any = None,
+    args: Any = None,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+) -> Response:
+    """:meth:`Engine.act`: action ``action`` of ``name``, on object ``id_`` or the collection."""
+    return _call(engine, "act", name, action, id_=id_, args=args, auth=auth)

@@ -58,6 +58,7 @@ CONFIG_DEFAULTS = {
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
 _ITEM_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
+_ACTION_ALLOW = "OPTIONS, POST"
 
 
 class Api(flask_restful.Api):
@@ -110,13 +111,31 @@ class Api(flask_restful.Api):
         return state if state is not None else dict(CONFIG_DEFAULTS)
 
     def add_resource(self, resource: type, *urls: str, **kwargs: Any) -> None:
-        """Add ``resource``; a :class:`Resource` with a ``model`` also gets ``<url>/<id_>``."""
-        if isinstance(resource, type) and issubclass(resource, Resource) and resource.model:
-            urls = tuple(u for url in urls for u in (url, url.rstrip("/") + "/<id_>"))
-            resource_kwargs = dict(kwargs.get("resource_class_kwargs") or {})
-            resource_kwargs["backo_api"] = self
-            kwargs["resource_class_kwargs"] = resource_kwargs
-        super().add_resource(resource, *urls, **kwargs)
+        """Add ``resource``; a :class:`Resource` with a ``model`` also gets
+        ``<url>/<id_>``, and ``<url>/_actions/<action>`` and
+        ``<url>/<id_>/_actions/<action>`` for its model's actions."""
+        if not (isinstance(resource, type) and issubclass(resource, Resource) and resource.model):
+            super().add_resource(resource, *urls, **kwargs)
+            return
+        resource_kwargs = dict(kwargs.get("resource_class_kwargs") or {})
+        resource_kwargs["backo_api"] = self
+        kwargs["resource_class_kwargs"] = resource_kwargs
+        bases = [url.rstrip("/") for url in urls]
+        routes = [u for url, base in zip(urls, bases, strict=True) for u in (url, f"{base}/<id_>")]
+        super().add_resource(resource, *routes, **kwargs)
+        actions = type(
+            f"{resource.__name__}Actions",
+            (resource,),
+            {
+                "methods": {"OPTIONS", "POST"},
+                "post": Resource.act,
+                "options": _action_options,
+                "actions_route": True,
+            },
+        )
+        kwargs["endpoint"] = f"{kwargs.get('endpoint') or resource.__name__.lower()}_actions"
+        paths = (f"{base}{item}/_actions/<action>" for base in bases for item in ("", "/<id_>"))
+        super().add_resource(actions, *paths, **kwargs)
 
     def handle_error(self, e: Exception) -> Response:
         """Turn any exception on the API's routes into the shared JSON error body."""
@@ -172,7 +191,11 @@ def _allowed_here(error: HTTPException) -> str | None:
     except HTTPException:
         return allow
     view_class = getattr(current_app.view_functions.get(rule.endpoint), "view_class", None)
-    if isinstance(view_class, type) and issubclass(view_class, Resource) and view_class.model:
+    if not (isinstance(view_class, type) and issubclass(view_class, Resource)):
+        return allow
+    if view_class.actions_route:
+        return _ACTION_ALLOW
+    if view_class.model:
         return ", ".join(_ITEM_METHODS if "id_" in args else _COLLECTION_METHODS)
     return allow
 
@@ -199,6 +222,8 @@ class Resource(flask_restful.Resource):
 
     #: The collection served, from ``DataModel.object(name)``.
     model: Collection | None = None
+    #: True for the routes of the model's actions (``<url>/_actions/<action>``).
+    actions_route = False
 
     def __init__(self, *args: Any, backo_api: Api | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -297,6 +322,18 @@ class Resource(flask_restful.Resource):
             return Response(status=204)
         return body, status, headers
 
+    def act(self, action: str, id_: str | None = None) -> Any:
+        """``POST <url>[/<id_>]/_actions/<action>``: run an action of the model,
+        its arguments the JSON body (none without a body)."""
+        collection = self._collection()
+        auth = self.caller()
+        self.engine.authorize_action(collection.name, action, item=id_ is not None, auth=auth)
+        self._no_query_parameters()
+        args = None
+        if request.is_json or request.content_length or "Transfer-Encoding" in request.headers:
+            args = _json_body(self._settings()["BACKO_MAX_BODY"])
+        return basic.act(collection.name, action, id_=id_, args=args, engine=self.engine, auth=auth)
+
     def options(self, id_: str | None = None) -> Response:
         """Answer with the methods this route serves (they differ for collection and item)."""
         allowed = _COLLECTION_METHODS if id_ is None else _ITEM_METHODS
@@ -334,6 +371,11 @@ class Resource(flask_restful.Resource):
             raise UnknownParameter(
                 f"Unknown query parameter {name!r}: writes take none.", {"parameter": name}
             )
+
+
+def _action_options(self: Resource, action: str, id_: str | None = None) -> Response:
+    """The methods an action's route serves."""
+    return Response(status=200, headers={"Allow": _ACTION_ALLOW})
 
 
 def _json_body(max_body: int) -> Any:

@@ -11,11 +11,12 @@ from ..model import Collection, DataModel
 from ..paging import Page
 from ..query import Node
 from ..storage import PeeweeStorage
+from .actions import Acting, action_args, find_action
 from .arguments import check_batch, load, load_many, object_id
 from .call import Auth, access_of, missing_objects
 from .deleting import Deleting, delete_order
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions
-from .reading import Layout, Reading
+from .reading import Layout
 from .transactions import run_read, run_write
 
 #: The largest id PUT may create: the id counters keep room above it, and every id
@@ -23,7 +24,7 @@ from .transactions import run_read, run_write
 MAX_CREATED_ID = 2**53 - 1
 
 
-class Operation(Deleting, Reading):
+class Operation(Deleting, Acting):
     """Everything one engine call may do: read, guard, write, delete."""
 
     def replace(self, collection: Collection, id_: int, data: dict[str, Any]) -> tuple[Any, int]:
@@ -194,6 +195,50 @@ class Engine:
         """
         collection, operation = self._start(name, auth)
         operation.refuse_early(collection, *actions)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def authorize_action(self, name: str, action: str, *, item: bool, auth: Auth = None) -> None:
+        """Refuse, before anything else of a request is looked at, a caller whom
+        action ``action`` of collection ``name`` allows on no object.
+
+        :param item: the action of an object (True) or of the collection.
+        :raises UnknownAction: if there is no such action.
+        :raises Unauthorized: (anonymous caller) or :class:`Forbidden`.
+        """
+        collection, operation = self._start(name, auth)
+        declared = find_action(self.model, collection, action, item=item)
+        operation.refuse_action_early(declared, collection)
+
+    def act(
+        self, name: str, action: str, *, id_: Any = None, args: Any = None, auth: Auth = None
+    ) -> tuple[Any, int]:
+        """Run action ``action`` of collection ``name`` (see :meth:`DataModel.action`):
+        on object ``id_``, or on the collection when ``id_`` is None.
+
+        The handler and everything it writes run in one transaction: an error
+        rolls it all back.
+
+        :param args: the action's arguments, checked by its ``args`` Schema.
+        :returns: ``(result, 200)``, the handler's result.
+        :raises UnknownAction: if the collection has no such action (for an
+            object, or for the collection).
+        :raises ValidationFailed: naming every invalid or unknown argument.
+        :raises NotFound: if the object is missing or outside the caller's scope.
+        :raises InternalError: if the handler fails with an exception that is not
+            a :class:`BackoError` (its ``__cause__``).
+        """
+        collection, operation = self._start(name, auth)
+        declared = find_action(self.model, collection, action, item=id_ is not None)
+        operation.refuse_action_early(declared, collection)
+        if id_ is not None:
+            id_ = object_id(collection, id_)
+        loaded = action_args(declared, args)
+
+        def work() -> Any:
+            return operation.perform(declared, collection, id_, loaded)
+
+        return run_write(self.storage, work), 200
 
     # -- writing ---------------------------------------------------------------------
 
