@@ -74,6 +74,17 @@ class InternalError(BackoError):
         return "The server failed to handle the request."
 
 
+class EventDepthExceeded(BackoError):
+    """Event handlers whose writes fire events, whose handlers write... went
+    more than :data:`~backo_restful.engine.events.MAX_EVENT_DEPTH` deep: the
+    call is rolled back (a loop of events, most likely)."""
+
+    code = "EVENT_DEPTH_EXCEEDED"
+
+    def default_message(self) -> str:
+        return "Event handlers fired events too many levels deep: the write is undone."
+
+
 class NoEngine(BackoError):
     """A module-level call ran before :func:`backo_restful.setup` installed a
     default engine."""

@@ -18,7 +18,7 @@ from marshmallow import ValidationError, fields, validate
 from .auth import Permission
 from .exceptions import DeclarationError
 from .kinds import indexable
-from .lifecycle import Handler, Lifecycle
+from .lifecycle import Declarations, Lifecycle
 from .values import MAX_ID as MAX_ID
 from .values import check_id, storable
 
@@ -405,7 +405,7 @@ def _declared_max_length(field: fields.Field) -> int | None:
     return min(lengths) if lengths else None
 
 
-class DataModel:
+class DataModel(Declarations):
     """A set of collections and the relations between them.
 
     :param name: the model's name (used in messages and later in ``_meta``).
@@ -460,41 +460,6 @@ class DataModel:
         self.collections[name] = collection
         self._resolved = False
         return collection
-
-    def action(
-        self,
-        collection: str,
-        name: str,
-        *,
-        args: type[marshmallow.Schema] | None = None,
-        permission: Permission | None = None,
-        on: str = "item",
-    ) -> Callable[[Handler], Handler]:
-        """Decorator declaring the handler ``handler(ctx, obj, args)`` of action
-        ``name`` of ``collection`` (see :mod:`backo_restful.lifecycle`).
-
-        :param args: the Schema its arguments pass (None: it takes none).
-        :param permission: asked ``can(auth, name, obj)`` (default: the right to
-            update the object, or to create in a collection).
-        :param on: ``"item"``, or ``"collection"`` (``obj`` is None).
-        :raises DeclarationError: for a wrong declaration, or once an engine
-            serves the model.
-        """
-
-        def decorator(handler: Handler) -> Handler:
-            if self._frozen:
-                raise DeclarationError(
-                    "an engine already serves this model: declare every action first",
-                    collection=collection,
-                    field=name,
-                )
-            self.lifecycle.add_action(
-                collection, name, handler, args=args, permission=permission, on=on
-            )
-            self._resolved = False  # its collection is checked by resolve()
-            return handler
-
-        return decorator
 
     def object(self, name: str) -> Collection:
         """The collection ``name``, as taken by ``Resource.model``."""

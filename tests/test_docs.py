@@ -401,7 +401,7 @@ PUBLIC = {
     ],
     "backo_restful.storage": ["PeeweeStorage"],
     "backo_restful.api.basic": ["get", "post", "put", "patch", "delete", "act", "error_response"],
-    "backo_restful.lifecycle": ["ActionContext"],
+    "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
     "backo_restful.api.flask": ["Api", "Resource", "Resource.caller"],
     "backo_restful.auth": [
         *importlib.import_module("backo_restful.auth").__all__,

@@ -18,6 +18,7 @@ EXPECTED = {
     "DeclarationError": ("DECLARATION_ERROR", 500),
     "NoEngine": ("NO_ENGINE", 500),
     "InternalError": ("INTERNAL_ERROR", 500),
+    "EventDepthExceeded": ("EVENT_DEPTH_EXCEEDED", 500),
     "StorageError": ("STORAGE_ERROR", 500),
     "StorageUnavailable": ("STORAGE_UNAVAILABLE", 503),
     "ConnectionLost": ("STORAGE_UNAVAILABLE", 503),

@@ -83,7 +83,8 @@ class Acting(Reading):
             # As stored: every field, to trusted code.
             obj = type(self)(self.engine, None).reread(collection, [id_])[0]
         auth = self.access.auth if self.access is not None else None
-        context = ActionContext(self.engine, auth, collection.name)
+        engine = self.engine.bound(self.depth + 1, self.committed)
+        context = ActionContext(engine, auth, collection.name)
         where = f"action {action.name} of {collection.name}"
         try:
             result = action.handler(context, obj, args)

@@ -20,6 +20,7 @@ from ..query import Node
 from ..storage import PeeweeStorage, Scopes
 
 if TYPE_CHECKING:
+    from ..lifecycle import Event
     from .core import Engine
 
 Auth = Mapping[str, Any] | None
@@ -75,6 +76,12 @@ class Call:
     :param engine: the engine called.
     :param access: the caller's rights (None: trusted code, no checks).
     """
+
+    #: How deep in a chain of events this call runs (0: called by the application).
+    depth = 0
+    #: Where the events for ``after_commit`` handlers queue until the outermost
+    #: call commits (None: not running in a write).
+    committed: list[Event] | None = None
 
     def __init__(self, engine: Engine, access: Access | None) -> None:
         self.engine = engine

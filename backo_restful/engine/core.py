@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from ..access import permission_of
 from ..exceptions import InvalidId, ReferenceViolation, UnknownCollection
+from ..lifecycle import Event
 from ..model import Collection, DataModel
 from ..paging import Page
 from ..query import Node
@@ -15,9 +18,12 @@ from .actions import Acting, action_args, find_action
 from .arguments import check_batch, load, load_many, object_id
 from .call import Auth, access_of, missing_objects
 from .deleting import Deleting, delete_order
+from .events import logger as events_logger
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions
 from .reading import Layout
 from .transactions import run_read, run_write
+
+_T = TypeVar("_T")
 
 #: The largest id PUT may create: the id counters keep room above it, and every id
 #: stays exact in JavaScript clients.
@@ -77,8 +83,22 @@ class Engine:
         #: How each collection's objects are shown (see :meth:`Reading._layout`).
         self.layouts: dict[str, Layout] = {}
 
+    #: How deep in a chain of events this engine's calls run (see :meth:`bound`).
+    _event_depth = 0
+    #: Where its calls queue events for ``after_commit`` (None: their own queue).
+    _event_queue: list[Event] | None = None
+
     def __repr__(self) -> str:
         return f"<Engine {self.model.name!r} on {self.storage!r}>"
+
+    def bound(self, depth: int, queue: list[Event] | None) -> Engine:
+        """This engine as event handlers ``depth`` levels deep get it: its calls
+        queue their events for ``after_commit`` in ``queue``, the outermost
+        call's (None: they run them once their own transaction commits)."""
+        engine = copy.copy(self)
+        engine._event_depth = depth
+        engine._event_queue = queue
+        return engine
 
     def _start(self, name: str, auth: Auth) -> tuple[Collection, Operation]:
         """The collection named ``name`` and the operation of a call by ``auth``.
@@ -89,7 +109,9 @@ class Engine:
         collection = self.model.collections.get(name) if isinstance(name, str) else None
         if collection is None:
             raise UnknownCollection(name)
-        return collection, Operation(self, access)
+        operation = Operation(self, access)
+        operation.depth, operation.committed = self._event_depth, self._event_queue
+        return collection, operation
 
     # -- reading ---------------------------------------------------------------------
 
@@ -238,7 +260,7 @@ class Engine:
         def work() -> Any:
             return operation.perform(declared, collection, id_, loaded)
 
-        return run_write(self.storage, work), 200
+        return self._write(operation, work), 200
 
     # -- writing ---------------------------------------------------------------------
 
@@ -274,12 +296,12 @@ class Engine:
 
         trusted = not many and operation.foreign_keys_check(collection, loaded[0])
         try:
-            rendered = run_write(self.storage, lambda: work(trusted))
+            rendered = self._write(operation, lambda: work(trusted))
         except ReferenceViolation:
             if not trusted:
                 raise
             # Again, checking each link, to name the object that is missing.
-            rendered = run_write(self.storage, lambda: work(False))
+            rendered = self._write(operation, lambda: work(False))
         return (rendered if many else rendered[0]), 201
 
     def put(
@@ -296,7 +318,7 @@ class Engine:
         id_ = object_id(collection, id_)
         check_batch(collection, [data], max_batch)
         loaded = load(collection, data)
-        return run_write(self.storage, lambda: operation.replace(collection, id_, loaded))
+        return self._write(operation, lambda: operation.replace(collection, id_, loaded))
 
     def patch(
         self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
@@ -322,7 +344,7 @@ class Engine:
             operation.update_object(collection, id_, allowed, replace=False)
             return operation.reread(collection, [id_])[0], 200
 
-        return run_write(self.storage, work)
+        return self._write(operation, work)
 
     def delete(self, name: str, id_: Any, *, auth: Auth = None) -> tuple[None, int]:
         """Delete object ``id_``, applying the delete strategies of its relations.
@@ -343,7 +365,50 @@ class Engine:
             operation.delete_object(collection, id_)
             return None, 204
 
-        return run_write(self.storage, work)
+        return self._write(operation, work)
+
+    def _write(self, operation: Operation, work: Callable[[], _T]) -> _T:
+        """Run ``work`` in a write transaction (see :func:`run_write`), then the
+        ``after_commit`` handlers of the events it queued."""
+        if not self.model.lifecycle.handlers:
+            return run_write(self.storage, work)
+        queue = operation.committed
+        if queue is not None:  # a call of an event handler or an action: it joins
+            mark = len(queue)
+            try:
+                return run_write(self.storage, work)
+            except BaseException:
+                del queue[mark:]  # undone with the call's savepoint
+                raise
+        committed: list[Event] = []
+        operation.committed = committed
+
+        def attempt() -> _T:
+            committed.clear()  # each attempt queues its own
+            return work()
+
+        result = run_write(self.storage, attempt)
+        if committed:
+            if self.storage.db.in_transaction():  # the caller's: at its commit
+                self.storage.db.after_commit(lambda: self._committed(committed))
+            else:
+                self._committed(committed)
+        return result
+
+    def _committed(self, events: list[Event]) -> None:
+        """Run the ``after_commit`` handlers of ``events``: each in its own
+        transaction; a failure is logged and stops nothing."""
+        for event in events:
+            for handler in self.model.lifecycle.of(event.collection, "after_commit"):
+                engine = self.bound(event.engine._event_depth, None)
+                try:
+                    handler(dataclasses.replace(event, engine=engine))
+                except Exception:
+                    name = getattr(handler, "__name__", repr(handler))
+                    events_logger.error(
+                        "after_commit handler %s of %s %s (%s) failed", name,
+                        event.collection, event.id, event.name, exc_info=True,
+                    )  # fmt: skip
 
 
 def _options(options: ReadOptions | None, given: dict[str, Any], **defaults: Any) -> ReadOptions:

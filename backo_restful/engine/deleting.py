@@ -40,6 +40,8 @@ class Deleting(Writing):
                     self._leave_target(plan, current, ids, relation, gone)
                 else:
                     self._follow(plan, current, ids, relation, gone)
+        if self.events_on:
+            self.before_delete(plan.doomed)
         self._leave_behind(plan)
         self._unlink_doomed(plan.doomed)
         for name in self.engine.delete_order:
