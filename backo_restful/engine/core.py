@@ -14,6 +14,7 @@ from ..storage import PeeweeStorage
 from .arguments import check_batch, load, load_many, object_id
 from .call import Auth, access_of, missing_objects
 from .deleting import Deleting, delete_order
+from .logged import logged
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions
 from .reading import Layout, Reading
 from .transactions import run_read, run_write
@@ -92,6 +93,7 @@ class Engine:
 
     # -- reading ---------------------------------------------------------------------
 
+    @logged("get")
     def get(
         self,
         name: str,
@@ -129,7 +131,7 @@ class Engine:
         )  # fmt: skip
         options = _options(options, given, count="none")
         if id_ is None:
-            return self.page(name, options=options, auth=auth).items, 200
+            return self._page(name, options, auth).items, 200
         collection, operation = self._start(name, auth)
         if operation.access is not None:
             operation.access.require(collection, "read")
@@ -139,6 +141,7 @@ class Engine:
         snapshot = operation.reads_more(collection, plan.depth, plan.selection)
         return run_read(self.storage, lambda: operation.read_one(plan, id_), snapshot=snapshot), 200
 
+    @logged("page")
     def page(
         self,
         name: str,
@@ -174,7 +177,11 @@ class Engine:
             after=after, before=before, count=count, count_limit=count_limit,
             max_objects=max_objects,
         )  # fmt: skip
-        options = _options(options, given)
+        return self._page(name, _options(options, given), auth)
+
+    def _page(self, name: str, options: ReadOptions, auth: Auth) -> Page:
+        """:meth:`page` with its options as one value (unlogged: :meth:`get` of a
+        list is one call)."""
         collection, operation = self._start(name, auth)
         if operation.access is not None:
             operation.access.require(collection, "read")
@@ -197,6 +204,7 @@ class Engine:
 
     # -- writing ---------------------------------------------------------------------
 
+    @logged("post")
     def post(
         self, name: str, data: Any, *, max_batch: int | None = None, auth: Auth = None
     ) -> tuple[Any, int]:
@@ -237,6 +245,7 @@ class Engine:
             rendered = run_write(self.storage, lambda: work(False))
         return (rendered if many else rendered[0]), 201
 
+    @logged("put")
     def put(
         self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
     ) -> tuple[Any, int]:
@@ -253,6 +262,7 @@ class Engine:
         loaded = load(collection, data)
         return run_write(self.storage, lambda: operation.replace(collection, id_, loaded))
 
+    @logged("patch")
     def patch(
         self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
     ) -> tuple[Any, int]:
@@ -279,6 +289,7 @@ class Engine:
 
         return run_write(self.storage, work)
 
+    @logged("delete")
     def delete(self, name: str, id_: Any, *, auth: Auth = None) -> tuple[None, int]:
         """Delete object ``id_``, applying the delete strategies of its relations.
 
