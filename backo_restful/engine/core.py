@@ -15,6 +15,7 @@ from .arguments import check_batch, load, load_many, object_id
 from .call import Auth, access_of, missing_objects
 from .deleting import Deleting, delete_order
 from .logged import logged
+from .objects import Objects
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions
 from .reading import Layout, Reading
 from .transactions import run_read, run_write
@@ -79,6 +80,14 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<Engine {self.model.name!r} on {self.storage!r}>"
+
+    def collection(self, name: str, auth: Auth = None) -> Objects:
+        """The objects of collection ``name``, for Python code: create, load and
+        find them, as ``auth`` (see :class:`~backo_restful.engine.objects.Objects`).
+
+        :raises UnknownCollection: if there is no such collection.
+        """
+        return Objects(self, name, auth)
 
     def _start(self, name: str, auth: Auth) -> tuple[Collection, Operation]:
         """The collection named ``name`` and the operation of a call by ``auth``.
