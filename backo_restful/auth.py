@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from .exceptions import DeclarationError, InvalidToken, Unauthorized
+from .logs import auth_logger
 
 if TYPE_CHECKING:
     from .api.flask_auth import caller_of as caller_of
@@ -204,7 +205,7 @@ class JWTAuth:
             scheme, _, token = authorization.strip().partition(" ")
             token = token.strip()
             if scheme.lower() != "bearer" or not token or " " in token:
-                raise InvalidToken()
+                raise _refused("the Authorization header is not 'Bearer <token>'")
             return token
         return cookie or None
 
@@ -225,10 +226,10 @@ class JWTAuth:
                 leeway=self.leeway,
                 options={"require": ["exp"]},
             )
-        except (jwt.PyJWTError, ValueError, TypeError):
-            raise InvalidToken() from None
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise _refused(_why(exc)) from None
         if not isinstance(claims, dict) or not claims:
-            raise InvalidToken()
+            raise _refused("no claims")
         return claims
 
     def authenticate(self) -> User:
@@ -277,6 +278,31 @@ class JWTAuth:
         if self.audience is not None:
             payload.setdefault("aud", self.audience)
         return jwt.encode(payload, self.signing_key, algorithm=self.algorithms[0])
+
+
+#: Why pyjwt refused a token, by its exception class (the most precise first).
+_REASONS = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not yet valid"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.MissingRequiredClaimError, "a required claim is missing"),
+    (jwt.InvalidAlgorithmError, "algorithm not allowed"),
+    (jwt.DecodeError, "malformed"),
+)
+
+
+def _why(exc: Exception) -> str:
+    """The reason a record gives for the refusal ``exc`` (never its message,
+    which may quote the token)."""
+    return next((reason for kind, reason in _REASONS if isinstance(exc, kind)), "invalid")
+
+
+def _refused(reason: str) -> InvalidToken:
+    """The error for a refused token, logged with ``reason`` (never the token)."""
+    auth_logger.info("token refused: %s", reason, extra={"reason": reason})
+    return InvalidToken()
 
 
 # -- permissions ---------------------------------------------------------------

@@ -314,6 +314,8 @@ def test_pages_exist() -> None:
         "docs/configuration.md",
         "docs/api.md",
         "docs/auth.md",
+        "docs/objects.md",
+        "docs/logging.md",
     ):
         assert name in names
 
@@ -387,6 +389,7 @@ PUBLIC = {
         "RefsList",
         "DeleteStrategy",
         "Engine",
+        "Engine.collection",
         "setup",
         "current_user",
     ],
@@ -398,8 +401,14 @@ PUBLIC = {
         "put",
         "patch",
         "delete",
+        "Objects",
+        *(f"Objects.{name}" for name in ("new", "create", "load", "find")),
+        "Object",
+        *(f"Object.{name}" for name in ("id", "state", "save", "reload", "delete")),
+        *(f"Object.{name}" for name in ("to_dict", "related")),
     ],
-    "backo_restful.storage": ["PeeweeStorage"],
+    "backo_restful.storage": ["PeeweeStorage", "PeeweeStorage.statements"],
+    "backo_restful.logs": ["engine_logger", "storage_logger", "http_logger", "auth_logger"],
     "backo_restful.api.basic": ["get", "post", "put", "patch", "delete", "act", "error_response"],
     "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
     "backo_restful.api.flask": ["Api", "Resource", "Resource.caller"],

@@ -422,3 +422,29 @@ def test_declaration_errors() -> None:
     Engine(dm, PeeweeStorage("sqlite:///:memory:"))
     with pytest.raises(DeclarationError, match="declare every handler first"):
         dm.on("jar", "saved", print)
+
+
+def test_the_object_api_fires_the_same_events_and_loaded(make_engine: Any) -> None:
+    dm = build()
+    recorder = Recorder(dm, *SAVING, "loaded")
+    engine = make_engine(dm)
+    jars = engine.collection("jar", auth={"sub": "3"})
+    jar = jars.create({"name": "blue"})
+    assert recorder.seen() == [
+        ("before_save", "jar", None, ["cookies", "label", "lid", "name"]),
+        ("created", "jar", 1, ["cookies", "label", "lid", "name"]),
+        ("saved", "jar", 1, ["cookies", "label", "lid", "name"]),
+    ]
+    jar["name"] = "red"
+    jar.save()
+    assert recorder.seen() == [("before_save", "jar", 1, ["name"]), ("saved", "jar", 1, ["name"])]
+    jar.reload()
+    loaded = recorder.events[0]
+    assert (loaded.name, loaded.id, loaded.old, loaded.new["name"]) == ("loaded", 1, None, "red")
+    assert loaded.auth == {"sub": "3"}
+    recorder.seen()
+    jars.load(1)
+    assert [jar.id for jar in jars.find()] == [1]
+    assert recorder.seen() == [("loaded", "jar", 1, []), ("loaded", "jar", 1, [])]
+    jar.delete()
+    assert [s[0] for s in recorder.seen()] == ["before_delete", "deleted"]

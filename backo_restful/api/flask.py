@@ -9,7 +9,10 @@ on the API's routes, in debug and production alike, is the shared JSON body.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
+import weakref
 from typing import Any
 
 import flask_restful
@@ -18,6 +21,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    g,
     got_request_exception,
     request,
     url_for,
@@ -37,6 +41,7 @@ from ..exceptions import (
     UnknownParameter,
     UnsupportedMediaType,
 )
+from ..logs import http_logger, request_id
 from ..model import Collection
 from ..query import COUNT_MODES, parse_args, parse_json
 from . import basic
@@ -93,6 +98,7 @@ class Api(flask_restful.Api):
             app.record_once(lambda state: self._configure(state.app))
         else:
             self._configure(app)
+        _log_requests(app)
         super().init_app(app)
 
     def _configure(self, app: Any) -> None:
@@ -176,6 +182,51 @@ class Api(flask_restful.Api):
         if status == 401:
             response = self.unauthorized(response)
         return response
+
+
+#: The apps and blueprints whose requests are logged (each once, whatever its APIs).
+_LOGGED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _log_requests(app: Flask | Blueprint) -> None:
+    """Give each request of ``app`` an id (``X-Request-Id``) and, on the
+    ``backo_restful.http`` logger, one record."""
+    if app in _LOGGED:
+        return
+    _LOGGED.add(app)
+    app.before_request(_request_started)
+    app.after_request(_request_finished)
+
+
+def _request_started() -> None:
+    g._backo_request = (request_id(request.headers.get("X-Request-Id")), time.perf_counter())
+
+
+def _request_finished(response: Response) -> Response:
+    """Send the request id back, and log the request (method, path, status, time)."""
+    started = g.get("_backo_request")
+    if started is None:  # another before_request answered before ours ran
+        started = (request_id(request.headers.get("X-Request-Id")), time.perf_counter())
+    rid, start = started
+    response.headers["X-Request-Id"] = rid
+    if http_logger.isEnabledFor(logging.INFO):
+        duration_ms = round((time.perf_counter() - start) * 1000, 3)
+        http_logger.info(
+            "%s %s %s %.1f ms [%s]",
+            request.method,
+            request.path,
+            response.status_code,
+            duration_ms,
+            rid,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "request_id": rid,
+            },
+        )
+    return response
 
 
 def _allowed_here(error: HTTPException) -> str | None:

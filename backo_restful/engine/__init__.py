@@ -28,6 +28,9 @@ from .default import patch as patch
 from .default import post as post
 from .default import put as put
 from .default import setup as setup
+from .objects import FIND_PAGE_SIZE as FIND_PAGE_SIZE
+from .objects import Object as Object
+from .objects import Objects as Objects
 from .options import DEFAULT_COUNT_LIMIT as DEFAULT_COUNT_LIMIT
 from .options import ReadOptions as ReadOptions
 from .transactions import RETRY_PAUSE as RETRY_PAUSE

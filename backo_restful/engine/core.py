@@ -19,6 +19,8 @@ from .arguments import check_batch, load, load_many, object_id
 from .call import Auth, access_of, missing_objects
 from .deleting import Deleting, delete_order
 from .events import logger as events_logger
+from .logged import logged
+from .objects import Objects
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions
 from .reading import Layout
 from .transactions import run_read, run_write
@@ -100,6 +102,14 @@ class Engine:
         engine._event_queue = queue
         return engine
 
+    def collection(self, name: str, auth: Auth = None) -> Objects:
+        """The objects of collection ``name``, for Python code: create, load and
+        find them, as ``auth`` (see :class:`~backo_restful.engine.objects.Objects`).
+
+        :raises UnknownCollection: if there is no such collection.
+        """
+        return Objects(self, name, auth)
+
     def _start(self, name: str, auth: Auth) -> tuple[Collection, Operation]:
         """The collection named ``name`` and the operation of a call by ``auth``.
 
@@ -115,6 +125,7 @@ class Engine:
 
     # -- reading ---------------------------------------------------------------------
 
+    @logged("get")
     def get(
         self,
         name: str,
@@ -152,7 +163,7 @@ class Engine:
         )  # fmt: skip
         options = _options(options, given, count="none")
         if id_ is None:
-            return self.page(name, options=options, auth=auth).items, 200
+            return self._page(name, options, auth).items, 200
         collection, operation = self._start(name, auth)
         if operation.access is not None:
             operation.access.require(collection, "read")
@@ -162,6 +173,7 @@ class Engine:
         snapshot = operation.reads_more(collection, plan.depth, plan.selection)
         return run_read(self.storage, lambda: operation.read_one(plan, id_), snapshot=snapshot), 200
 
+    @logged("page")
     def page(
         self,
         name: str,
@@ -197,7 +209,11 @@ class Engine:
             after=after, before=before, count=count, count_limit=count_limit,
             max_objects=max_objects,
         )  # fmt: skip
-        options = _options(options, given)
+        return self._page(name, _options(options, given), auth)
+
+    def _page(self, name: str, options: ReadOptions, auth: Auth) -> Page:
+        """:meth:`page` with its options as one value (unlogged: :meth:`get` of a
+        list is one call)."""
         collection, operation = self._start(name, auth)
         if operation.access is not None:
             operation.access.require(collection, "read")
@@ -232,6 +248,7 @@ class Engine:
         declared = find_action(self.model, collection, action, item=item)
         operation.refuse_action_early(declared, collection)
 
+    @logged("act")
     def act(
         self, name: str, action: str, *, id_: Any = None, args: Any = None, auth: Auth = None
     ) -> tuple[Any, int]:
@@ -264,6 +281,7 @@ class Engine:
 
     # -- writing ---------------------------------------------------------------------
 
+    @logged("post")
     def post(
         self, name: str, data: Any, *, max_batch: int | None = None, auth: Auth = None
     ) -> tuple[Any, int]:
@@ -304,6 +322,7 @@ class Engine:
             rendered = self._write(operation, lambda: work(False))
         return (rendered if many else rendered[0]), 201
 
+    @logged("put")
     def put(
         self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
     ) -> tuple[Any, int]:
@@ -320,6 +339,7 @@ class Engine:
         loaded = load(collection, data)
         return self._write(operation, lambda: operation.replace(collection, id_, loaded))
 
+    @logged("patch")
     def patch(
         self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
     ) -> tuple[Any, int]:
@@ -346,6 +366,7 @@ class Engine:
 
         return self._write(operation, work)
 
+    @logged("delete")
     def delete(self, name: str, id_: Any, *, auth: Auth = None) -> tuple[None, int]:
         """Delete object ``id_``, applying the delete strategies of its relations.
 

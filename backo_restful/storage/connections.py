@@ -8,6 +8,7 @@ error into a :class:`~backo_restful.exceptions.BackoError`.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -37,6 +38,7 @@ from ..exceptions import (
     StorageUnavailable,
     UniqueViolation,
 )
+from ..logs import sql_params_enabled, storage_logger
 from ..model import Collection
 from ._utils import reason
 from .dialects import Dialect, Failure
@@ -130,9 +132,61 @@ class Connections:
     #: Each unique index, by every name a database gives it in an error -> its
     #: collection and field (see the schema layer).
     _uniques: dict[str, tuple[Collection, str]]
+    #: Each thread's count of statements (see :meth:`statements`).
+    _counted: threading.local
+    #: Whether peewee tells each statement run (its query hooks).
+    _counting: bool
+    #: Whether the SQL records show parameter values (``BACKO_LOG_SQL_PARAMS``).
+    _log_params: bool
 
     def _ensure_tables(self) -> None:
         """Create the tables on first use (the schema layer does)."""
+
+    # -- counting and logging statements ----------------------------------------
+
+    def _watch_statements(self) -> None:
+        """Count, per thread, and log every statement the database runs, through
+        peewee's query hooks (peewee 4; with peewee 3, neither happens).
+
+        Whether the records show parameter values (``BACKO_LOG_SQL_PARAMS``) is
+        read here, once.
+        """
+        self._counted = threading.local()
+        self._log_params = sql_params_enabled()
+        hooks = getattr(self.db, "query_hooks", None)
+        self._counting = isinstance(hooks, list)
+        if isinstance(hooks, list):
+            hooks.append(self._statement_ran)
+
+    def statements(self) -> int | None:
+        """How many statements this thread has run on the database so far (None
+        when peewee cannot tell): the difference around a call is its count."""
+        if not self._counting:
+            return None
+        return getattr(self._counted, "count", 0)  # type: ignore[no-any-return]
+
+    def _statement_ran(self, event: Any) -> None:
+        """Peewee's hook after each statement (``event``: its SQL, parameters,
+        duration and exception)."""
+        counted = self._counted
+        counted.count = getattr(counted, "count", 0) + 1
+        if storage_logger.isEnabledFor(logging.DEBUG):
+            self._log_statement(event)
+
+    def _log_statement(self, event: Any) -> None:
+        duration_ms = round(event.duration * 1000, 3)
+        extra: dict[str, Any] = {"sql": event.sql, "duration_ms": duration_ms}
+        message = "SQL %.3f ms: %s"
+        args: list[Any] = [duration_ms, event.sql]
+        if event.exception is not None:
+            extra["error"] = type(event.exception).__name__
+            message += " (failed: %s)"
+            args.append(extra["error"])
+        if self._log_params:
+            extra["params"] = list(event.params or ())
+            message += " params=%r"
+            args.append(extra["params"])
+        storage_logger.debug(message, *args, extra=extra)
 
     @contextmanager
     def _connection(self) -> Iterator[None]:

@@ -70,6 +70,7 @@ class PeeweeStorage(Writes):
         self._serial = threading.RLock() if self._memory else None
         self._local = threading.local()
         self._owned = from_url
+        self._watch_statements()
         self._init_state()
         self.dialect.prepare()
 
