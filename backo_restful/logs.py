@@ -1,6 +1,6 @@
 """The library's named loggers, and what their records may say.
 
-Four loggers, each with a ``NullHandler`` only (the application decides where
+Six loggers, each with a ``NullHandler`` only (the application decides where
 records go and at which level):
 
 - ``backo_restful.engine``: one INFO record per engine data call (see
@@ -10,7 +10,11 @@ records go and at which level):
   variable ``BACKO_LOG_SQL_PARAMS`` is on;
 - ``backo_restful.http``: one INFO record per request served by
   :class:`backo_restful.api.flask.Api`;
-- ``backo_restful.auth``: one INFO record per refused token, with the reason.
+- ``backo_restful.auth``: one INFO record per refused token, with the reason;
+- ``backo_restful.events``: an ERROR record, with the traceback, for each event
+  handler that fails (``after_commit`` handlers included);
+- ``backo_restful.actions``: an ERROR record, with the traceback, for each action
+  handler that fails or returns a value that is not JSON.
 
 No record holds a token, a password, a request body or a value of a field: the
 values the records carry are listed here and in docs/logging.md.
@@ -29,8 +33,11 @@ engine_logger = logging.getLogger("backo_restful.engine")
 storage_logger = logging.getLogger("backo_restful.storage")
 http_logger = logging.getLogger("backo_restful.http")
 auth_logger = logging.getLogger("backo_restful.auth")
+events_logger = logging.getLogger("backo_restful.events")
+actions_logger = logging.getLogger("backo_restful.actions")
 
-for _logger in (engine_logger, storage_logger, http_logger, auth_logger):
+_LOGGERS = (engine_logger, storage_logger, http_logger, auth_logger, events_logger, actions_logger)
+for _logger in _LOGGERS:
     _logger.addHandler(logging.NullHandler())
 
 #: The environment variable that adds parameter values to the SQL records.

@@ -4,7 +4,6 @@ one transaction with everything they write (declared with :meth:`DataModel.actio
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,10 +11,9 @@ from marshmallow import ValidationError
 
 from ..exceptions import BackoError, InternalError, InvalidBody, UnknownAction, ValidationFailed
 from ..lifecycle import Action, ActionContext
+from ..logs import actions_logger as logger
 from ..model import Collection, DataModel
 from .reading import Reading
-
-logger = logging.getLogger("backo_restful.actions")
 
 
 def find_action(model: DataModel, collection: Collection, name: Any, *, item: bool) -> Action:

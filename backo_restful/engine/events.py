@@ -13,7 +13,6 @@ transaction has committed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -21,13 +20,12 @@ from marshmallow import ValidationError
 
 from ..exceptions import BackoError, EventDepthExceeded, InternalError, ValidationFailed
 from ..lifecycle import COMMITTED, Event
+from ..logs import events_logger as logger
 from ..model import Collection, LinkStorage, NewObject
 from ..storage import to_storable
 from .call import Budget
 from .guard import Guard
 from .reading import Reading
-
-logger = logging.getLogger("backo_restful.events")
 
 _T = TypeVar("_T")
 
