@@ -383,6 +383,7 @@ PUBLIC = {
     "backo_restful": [
         "DataModel",
         "Schema",
+        "Computed",
         "Ref",
         "RefsList",
         "DeleteStrategy",
