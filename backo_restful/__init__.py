@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .computed import Computed as Computed
 from .engine import Engine as Engine
 from .engine import setup as setup
 from .model import DataModel as DataModel

@@ -230,6 +230,17 @@ class UnknownParameter(InvalidParameter):
     code = "UNKNOWN_PARAMETER"
 
 
+class UnknownView(InvalidParameter):
+    """A ``view`` the collection does not declare.
+
+    :attr collection: the collection read.
+    :attr view: the view asked for.
+    """
+
+    code = "UNKNOWN_VIEW"
+    carried = ("parameter", "collection", "view")
+
+
 class InvalidCursor(InvalidParameter):
     """An ``after`` or ``before`` cursor that is not one this list gave out, or
     made for another sort."""

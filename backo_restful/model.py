@@ -16,6 +16,7 @@ import marshmallow
 from marshmallow import ValidationError, fields, validate
 
 from .auth import Permission
+from .computed import Computed, check_computed, with_defaults
 from .exceptions import DeclarationError
 from .kinds import indexable
 from .lifecycle import Declarations, Lifecycle
@@ -25,11 +26,12 @@ from .values import check_id, storable
 #: Query parameters of collection reads; no field may be named like them.
 RESERVED_NAMES = (
     "depth", "sort", "limit", "offset", "filter", "fields", "count", "after", "before",
+    "view",
 )  # fmt: skip
 #: The fields ``audit=True`` adds to a collection, set by the server on each write.
 AUDIT_FIELDS = ("created_at", "updated_at", "created_by", "updated_by")
 #: The options ``DataModel.collection`` takes.
-COLLECTION_OPTIONS = ("permissions", "audit")
+COLLECTION_OPTIONS = ("permissions", "audit", "views")
 #: The longest collection or field name (every backend accepts it in identifiers).
 MAX_NAME = 50
 
@@ -74,6 +76,8 @@ class Loaded(dict[str, Any]):
     client gave (``given``); the others hold their ``load_default``."""
 
     given: frozenset[str] = frozenset()
+    #: Required fields left for the setters of computed fields to give.
+    pending: frozenset[str] = frozenset()
 
 
 class NewObject:
@@ -222,6 +226,9 @@ def _with_options(name: str, schema_class: type[Schema], options: dict[str, Any]
             f"unknown option {unknown[0]!r} (options: {', '.join(COLLECTION_OPTIONS)})",
             collection=name,
         )
+    for field_name, declared in schema_class._declared_fields.items():
+        if isinstance(declared, Computed):
+            check_computed(name, field_name, declared)
     permissions = options.get("permissions")
     if permissions is not None and not isinstance(permissions, Permission):
         raise DeclarationError(
@@ -278,6 +285,8 @@ class Collection:
         self.scalars: dict[str, fields.Field] = {}
         #: relation field name -> RelationInfo (declaration order)
         self.relations: dict[str, RelationInfo] = {}
+        #: computed field name -> its :class:`Computed` field (never stored)
+        self.computed: dict[str, Computed] = {}
         #: external (JSON) name -> internal field name
         self.by_key: dict[str, str] = {}
         #: indexed string field -> the length its column holds
@@ -295,6 +304,12 @@ class Collection:
             self._schema = self.schema_class()
         return self._schema
 
+    @property
+    def views(self) -> Mapping[str, list[str]]:
+        """The collection's views (``views=``): name -> the fields it shows."""
+        views: Mapping[str, list[str]] = self.options.get("views") or {}
+        return views
+
     def external_name(self, name: str) -> str:
         field = self.schema.fields.get(name)
         return (field.data_key or name) if field is not None else name
@@ -310,8 +325,14 @@ class Collection:
         if "id" in data:
             messages["id"] = ["Read-only field: the database chooses ids."]
             data = {key: value for key, value in data.items() if key != "id"}
+        # Stored fields a computed field's setter may give are checked after it.
+        deferred = partial is not True and any(
+            not self.computed[self.by_key[key]].read_only
+            for key in data
+            if self.by_key.get(key) in self.computed
+        )
         try:
-            loaded = self.schema.load(data, partial=partial)
+            loaded = self.schema.load(data, partial=True if deferred else partial)
         except ValidationError as exc:
             messages.update(exc.normalized_messages())
             raise ValidationError(messages) from None
@@ -329,6 +350,8 @@ class Collection:
             raise ValidationError(messages)
         result = Loaded(loaded)
         result.given = frozenset(self.by_key[key] for key in data if key in self.by_key)
+        if deferred:
+            result.pending = with_defaults(self.schema, result, partial)
         return result
 
     def _store_scalars(self, loaded: dict[str, Any], messages: dict[str, Any]) -> None:
@@ -346,6 +369,7 @@ class Collection:
     def _resolve_fields(self) -> None:
         self.scalars.clear()
         self.relations.clear()
+        self.computed.clear()
         self.by_key.clear()
         self.key_lengths.clear()
         self.unique.clear()
@@ -354,6 +378,9 @@ class Collection:
             key = field.data_key or name
             self._check_field(name, key, field)
             self.by_key[key] = name
+            if isinstance(field, Computed):
+                self.computed[name] = field
+                continue
             if isinstance(field, Relation):
                 self.relations[name] = RelationInfo(self, name, field)
                 continue

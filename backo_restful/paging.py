@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import decimal
 import hashlib
 import json
 import uuid
@@ -59,6 +60,8 @@ def _signature(collection: Collection, keys: Sequence[SortKey]) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):  # a computed key's SQL value
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

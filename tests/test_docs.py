@@ -385,6 +385,7 @@ PUBLIC = {
     "backo_restful": [
         "DataModel",
         "Schema",
+        "Computed",
         "Ref",
         "RefsList",
         "DeleteStrategy",

@@ -31,6 +31,7 @@ EXPECTED = {
     "NestingTooDeep": ("NESTING_TOO_DEEP", 400),
     "InvalidParameter": ("INVALID_PARAMETER", 400),
     "UnknownParameter": ("UNKNOWN_PARAMETER", 400),
+    "UnknownView": ("UNKNOWN_VIEW", 400),
     "InvalidCursor": ("INVALID_CURSOR", 400),
     "InvalidId": ("INVALID_ID", 400),
     "LimitExceeded": ("LIMIT_EXCEEDED", 400),

@@ -61,6 +61,7 @@ def get(
     limit: int | None = None,
     offset: int | None = None,
     fields: list[str] | str | None = None,
+    view: str | None = None,
     after: str | None = None,
     before: str | None = None,
     count: str = "estimate",
@@ -80,6 +81,9 @@ def get(
     ``Link`` to the first, previous, next and last pages. By default the count
     stops at ``count_limit`` matches (see :meth:`Engine.page`).
 
+    A collection's view named ``default`` applies when neither ``view`` nor
+    ``fields`` is given.
+
     :param url: the collection's URL, for the links (relative links if empty).
     :param query: the request's other parameters, for the links (built from the
         arguments if None).
@@ -91,7 +95,7 @@ def get(
         options = ReadOptions(
             depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset, fields=fields,
             after=after, before=before, count=count, count_limit=count_limit,
-            max_objects=max_objects,
+            max_objects=max_objects, view=_view(engine, name, view, fields),
         )  # fmt: skip
         if id_ is not None:
             return _call(engine, "get", name, id_, options=options, auth=auth)
@@ -104,12 +108,23 @@ def get(
         headers["X-Total-Count"] = str(page.total)
         headers["X-Total-Count-Method"] = page.total_method or "exact"
     if query is None:
-        query = _query(depth, filter_, sort, fields, count)
+        query = _query(depth, filter_, sort, fields, view, count)
     headers["Link"] = link_header(url, query, page, cursor_mode=offset is None)
     return page.items, 200, headers
 
 
-def _query(depth: int, filter_: Any, sort: Any, fields: Any, count: str) -> dict[str, Any]:
+def _view(engine: Engine | None, name: str, view: str | None, fields: Any) -> str | None:
+    """The view a read shows: ``view``, else the collection's ``default`` view
+    when ``fields`` is not given either."""
+    if view is not None or fields is not None:
+        return view
+    collection = (engine or default_engine()).model.collections.get(name)
+    return "default" if collection is not None and "default" in collection.views else None
+
+
+def _query(
+    depth: int, filter_: Any, sort: Any, fields: Any, view: str | None, count: str
+) -> dict[str, Any]:
     """The query parameters that ask again for what these arguments asked."""
     query: dict[str, Any] = {}
     if depth != 1:
@@ -119,6 +134,8 @@ def _query(depth: int, filter_: Any, sort: Any, fields: Any, count: str) -> dict
     for name, value in (("sort", sort), ("fields", fields)):
         if value is not None:
             query[name] = value if isinstance(value, str) else ",".join(value)
+    if view is not None:
+        query["view"] = view
     if count != "estimate":
         query["count"] = count
     return query

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from ..access import permission_of
 from ..exceptions import InvalidId, ReferenceViolation, UnknownCollection
 from ..lifecycle import Event
+from ..logs import events_logger
 from ..model import Collection, DataModel
 from ..paging import Page
 from ..query import Node
@@ -18,10 +19,9 @@ from .actions import Acting, action_args, find_action
 from .arguments import check_batch, load, load_many, object_id
 from .call import Auth, access_of, missing_objects
 from .deleting import Deleting, delete_order
-from .events import logger as events_logger
 from .logged import logged
 from .objects import Objects
-from .options import DEFAULT_COUNT_LIMIT, ReadOptions
+from .options import DEFAULT_COUNT_LIMIT, ReadOptions, check_views
 from .reading import Layout
 from .transactions import run_read, run_write
 
@@ -76,6 +76,7 @@ class Engine:
 
     def __init__(self, model: DataModel, storage: PeeweeStorage) -> None:
         model.resolve()
+        check_views(model)
         storage.attach(model)
         self.model = model
         self.storage = storage
@@ -137,6 +138,7 @@ class Engine:
         limit: int | None = None,
         offset: int | None = None,
         fields: list[str] | str | None = None,
+        view: str | None = None,
         after: str | None = None,
         before: str | None = None,
         max_objects: int | None = None,
@@ -150,6 +152,7 @@ class Engine:
             2000}}``), with ``$and``, ``$or`` and ``$not`` groups; all must match.
         :param sort: field paths, ``-path`` for descending; the id breaks ties.
         :param fields: the fields to show (``["type", "jar.name"]``); the id always.
+        :param view: a view of the collection: the fields it declares (not with ``fields``).
         :param after: a cursor from :meth:`page`: the objects after it.
         :param before: a cursor from :meth:`page`: the objects before it.
         :param max_objects: refuse (400) a response holding more objects than this.
@@ -159,7 +162,7 @@ class Engine:
         """
         given = dict(
             depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset, fields=fields,
-            after=after, before=before, max_objects=max_objects,
+            view=view, after=after, before=before, max_objects=max_objects,
         )  # fmt: skip
         options = _options(options, given, count="none")
         if id_ is None:
@@ -184,6 +187,7 @@ class Engine:
         limit: int | None = None,
         offset: int | None = None,
         fields: list[str] | str | None = None,
+        view: str | None = None,
         after: str | None = None,
         before: str | None = None,
         count: str = "exact",
@@ -206,7 +210,7 @@ class Engine:
         """
         given = dict(
             depth=depth, filter_=filter_, sort=sort, limit=limit, offset=offset, fields=fields,
-            after=after, before=before, count=count, count_limit=count_limit,
+            view=view, after=after, before=before, count=count, count_limit=count_limit,
             max_objects=max_objects,
         )  # fmt: skip
         return self._page(name, _options(options, given), auth)

@@ -13,10 +13,10 @@ from ..exceptions import Forbidden
 from ..model import Collection, LinkStorage, Loaded, NewObject
 from ..storage import to_storable
 from ..values import check_id, storable
-from .call import Call
+from .computing import Computing
 
 
-class Guard(Call):
+class Guard(Computing):
     """Checks of one call's writes against the caller's rights."""
 
     def allowed_update(
@@ -32,10 +32,14 @@ class Guard(Call):
         if access is not None:
             access.require(collection, "update")  # before telling whether it exists
         self.lock_existing(collection, [id_])
+        computed = any(name in collection.computed for name in data)
         if access is None or unguarded(collection):
-            return data
+            if not computed:
+                return data
+            return self.computed_writes(collection, data, self.stored(collection, id_))
         stored = self.stored(collection, id_)
         access.require(collection, "update", stored)
+        data = self.computed_writes(collection, data, stored)
         return self._guard(collection, data, stored, {}, access)
 
     def _guard(

@@ -14,8 +14,8 @@ from typing import Any
 
 from .. import paging
 from ..access import Access
-from ..exceptions import InvalidCursor, InvalidParameter
-from ..model import Collection
+from ..exceptions import BadRequest, DeclarationError, InvalidCursor, InvalidParameter, UnknownView
+from ..model import Collection, DataModel
 from ..query import (
     COUNT_MODES,
     And,
@@ -57,6 +57,7 @@ class ReadOptions:
     :param count: ``"exact"``, ``"estimate"`` or ``"none"``.
     :param count_limit: how many matches ``"estimate"`` counts.
     :param max_objects: the most objects and ids the answer may show.
+    :param view: the name of a view of the collection: its fields (not with ``fields``).
     """
 
     depth: int = 1
@@ -70,6 +71,7 @@ class ReadOptions:
     count: str = "exact"
     count_limit: int = DEFAULT_COUNT_LIMIT
     max_objects: int | None = None
+    view: str | None = None
 
     def replace(self, **changes: Any) -> ReadOptions:
         """These options with ``changes``."""
@@ -86,7 +88,7 @@ class ReadOptions:
         depth = check_count("depth", self.depth)
         where = filter_node(collection, self.filter_, hidden)
         keys = [] if item else parse_sort(collection, self.sort, hidden=hidden)
-        selection = parse_fields(collection, self.fields, hidden=hidden)
+        selection = self._selection(collection, hidden)
         plan = ReadPlan(collection, depth, where, keys, selection)
         if access is not None:
             plan.scope, plan.scopes = access.scope(collection), access.scopes()
@@ -94,6 +96,26 @@ class ReadOptions:
             self._page(plan)
             self.limit_objects(plan)
         return plan
+
+    def _selection(self, collection: Collection, hidden: Hidden | None) -> Selection | None:
+        """The fields to show: ``fields``, or those of the view ``view``.
+
+        :raises UnknownView: for a view the collection does not declare.
+        """
+        if self.view is None:
+            return parse_fields(collection, self.fields, hidden=hidden)
+        if self.fields is not None:
+            raise InvalidParameter("Give view or fields, not both.", {"parameter": "view"})
+        views = collection.views
+        if not isinstance(self.view, str) or self.view not in views:
+            known = ", ".join(views) or "none"
+            raise UnknownView(
+                f"Unknown view {str(self.view)[:50]!r} of {collection.name} (views: {known}).",
+                {"parameter": "view", "collection": collection.name, "view": str(self.view)[:100]},
+            )
+        # The server's own selection: a field the caller may not read is left
+        # out of the objects, as without fields=.
+        return parse_fields(collection, list(views[self.view]))
 
     def limit_objects(self, plan: ReadPlan) -> None:
         """Check ``max_objects`` into ``plan`` (last: a read of one object checks
@@ -155,6 +177,33 @@ class ReadPlan:
     def reverse(self) -> bool:
         """Whether the page is read backwards (``before=``)."""
         return self.before is not None
+
+
+def check_views(model: DataModel) -> None:
+    """Check the fields of every view of ``model``.
+
+    :raises DeclarationError: naming the collection and the view, for a field
+        path its collection does not have.
+    """
+    for collection in model.collections.values():
+        views = collection.options.get("views") or {}
+        if not isinstance(views, Mapping):
+            raise DeclarationError(
+                'views= takes a dict of view names to lists of fields ({"card": ["name"]})',
+                collection=collection.name,
+            )
+        for view, fields in views.items():
+            if not isinstance(view, str) or not isinstance(fields, list | tuple):
+                raise DeclarationError(
+                    f"view {view!r}: a view name maps to a list of field paths",
+                    collection=collection.name,
+                )
+            try:
+                parse_fields(collection, list(fields))
+            except BadRequest as exc:
+                raise DeclarationError(
+                    f"view {view!r}: {exc.message}", collection=collection.name
+                ) from None
 
 
 def filter_node(collection: Collection, filter_: Any, hidden: Hidden | None) -> Node | None:

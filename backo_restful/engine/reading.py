@@ -11,7 +11,8 @@ from ..exceptions import NotFound
 from ..model import Collection, LinkStorage, RelationInfo
 from ..paging import Page
 from ..query import And, Condition, Node, Selection
-from .call import Budget, Call
+from .call import Budget
+from .computing import Computing
 from .options import ID_PATH, ReadPlan
 
 #: Marks a relation in an output layout.
@@ -23,7 +24,7 @@ Layout = list[tuple[str, str, Any]]
 Related = tuple[dict[int, Any], dict[int, int]]
 
 
-class Reading(Call):
+class Reading(Computing):
     """Reads of one call: objects, pages, and their expansion."""
 
     # -- one object, one page ------------------------------------------------------
@@ -191,6 +192,7 @@ class Reading(Call):
             plan = [step for step in plan if rules[step[1]] is not False]
             checks = {name: rule for name, rule in rules.items() if callable(rule)}
         shown = {name for _, name, _ in plan}
+        self.add_computed(collection, rows, [name for name in collection.computed if name in shown])
         related: dict[str, Related] = {}
         for relation in collection.relations.values():
             if relation.name in shown:
@@ -253,7 +255,10 @@ class Reading(Call):
             for name, field in collection.schema.fields.items():
                 if field.load_only:
                     continue
-                serialize = RELATION if name in collection.relations else serializers[name]
+                if name in collection.relations:
+                    serialize = RELATION
+                else:  # a computed field's row holds its JSON value (see add_computed)
+                    serialize = serializers.get(name)
                 layout.append((collection.external_name(name), name, serialize))
             layouts[collection.name] = layout
         return layout

@@ -90,6 +90,7 @@ class Writing(Changes):
 
         ``check_links=False`` leaves the check that linked objects exist to the
         database's foreign keys (see :meth:`foreign_keys_check`)."""
+        data = self.computed_writes(collection, data, None)
         server: dict[str, Any] = {}
         access = self.access
         if access is not None and not unguarded(collection):

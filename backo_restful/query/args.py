@@ -23,7 +23,7 @@ RESERVED = RESERVED_NAMES
 COUNT_MODES = ("exact", "estimate", "none")
 
 #: The reserved parameters but ``filter``, which :func:`_parameter` reads.
-_PARAMETERS = ("depth", "limit", "offset", "sort", "fields", "count", "after", "before")
+_PARAMETERS = ("depth", "limit", "offset", "sort", "fields", "count", "after", "before", "view")
 
 
 def check_count(name: str, value: Any, *, maximum: int = MAX_ID, setting: str | None = None) -> int:

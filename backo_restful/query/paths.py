@@ -30,12 +30,14 @@ Hidden = Callable[[Collection, str], bool]
 class Path:
     """A field reached from a collection through zero or more relations.
 
-    ``field`` is ``"id"`` or a scalar field name of the last collection reached.
+    ``field`` is ``"id"`` or a scalar field name of the last collection reached,
+    or the name of one of its computed fields (``computed``), which have SQL.
     """
 
     steps: tuple[RelationInfo, ...]
     field: str
     text: str
+    computed: bool = False
 
     @property
     def multi(self) -> bool:
@@ -59,7 +61,8 @@ def resolve_path(
     if len(segments) > MAX_PATH:
         raise error(f"Path {text!r} is longer than {MAX_PATH} fields.", details(field=text))
     steps, field = _walk(collection, text, segments, purpose, hidden, error)
-    path = Path(tuple(steps), field, text)
+    owner = steps[-1].target if steps else collection
+    path = Path(tuple(steps), field, text, field in owner.computed)
     if purpose == "sort" and path.multi:
         raise error(
             f"Cannot sort on {text!r}: it goes through a list of objects.", details(field=text)
@@ -92,7 +95,13 @@ def _walk(
             continue
         if not last:
             raise error(f"{text!r}: {segment!r} is not a relation.", details(field=text))
-        if stored_as_json(current.scalars[name]):
+        computed = current.computed.get(name)
+        if computed is not None and computed.sql is None:
+            raise error(
+                f"Cannot {purpose} on {text!r}: it is computed, and declares no sql=.",
+                details(field=text),
+            )
+        if stored_as_json(computed.field if computed is not None else current.scalars[name]):
             raise error(
                 f"Cannot {purpose} on {text!r}: it is stored as a JSON document.",
                 details(field=text),
@@ -123,4 +132,5 @@ def field_of(collection: Collection, path: Path) -> ma.Field | None:
     if path.field == "id":
         return None
     owner = path.steps[-1].target if path.steps else collection
-    return owner.scalars[path.field]
+    computed = owner.computed.get(path.field)
+    return computed.field if computed is not None else owner.scalars[path.field]

@@ -17,8 +17,8 @@ from typing import Any
 
 import peewee
 
-from ..exceptions import InvalidCursor
-from ..model import Collection, LinkStorage, RelationInfo
+from ..exceptions import DeclarationError, InvalidCursor
+from ..model import Collection, DataModel, LinkStorage, RelationInfo
 from ..query import And, Condition, Node, Not, Or, SortKey
 from ._utils import Scopes, attr, field_name, scope_of
 from .schema import Schema, converter
@@ -54,11 +54,71 @@ class Statements:
     plain: list[str] | None
 
 
+class Columns:
+    """The columns of a collection's table (or of an alias of it) by field name:
+    what the ``sql=`` of a computed field takes (``columns.price_cents``)."""
+
+    __slots__ = ("_collection", "_source")
+
+    def __init__(self, collection: Collection, source: Any) -> None:
+        self._collection = collection
+        self._source = source
+
+    def __getattr__(self, name: str) -> Any:
+        collection = self._collection
+        relation = collection.relations.get(name)
+        if name == "id":
+            column = self._source.id
+        elif name in collection.scalars or (relation is not None and _is_fk_here(relation)):
+            column = getattr(self._source, attr(name))
+        else:
+            raise AttributeError(f"{collection.name} has no stored field {name!r}")
+        # Uncoerced: peewee would convert the other operand by this column's type
+        # (``price_cents / 100.0`` would divide by the integer 100).
+        return column.coerce(False)
+
+
 class Compiler(Schema):
     """Filter, sort and cursor compilation on the tables of :class:`Schema`."""
 
     #: The statements of each collection built once (see :meth:`_sql`).
     _statements: dict[str, Statements]
+
+    def attach(self, model: DataModel) -> None:
+        """:meth:`Schema.attach`, and a check of the ``sql=`` of computed fields.
+
+        :raises DeclarationError: for one that does not give an SQL expression
+            of the collection's columns.
+        """
+        super().attach(model)
+        for collection in model.collections.values():
+            for name, computed in collection.computed.items():
+                if computed.sql is None:
+                    continue
+                try:
+                    expression = self.field_sql(collection, self.table(collection), name)
+                except Exception as exc:  # whatever the declared function raises
+                    raise DeclarationError(
+                        f"sql= of the computed field fails: {type(exc).__name__}: {exc}",
+                        collection=collection.name,
+                        field=name,
+                    ) from exc
+                if not isinstance(expression, peewee.Node):
+                    raise DeclarationError(
+                        "sql= of the computed field must give a peewee expression",
+                        collection=collection.name,
+                        field=name,
+                    )
+
+    def field_sql(self, collection: Collection, source: Any, name: str) -> Any:
+        """The SQL of field ``name`` (or ``"id"``) of ``collection`` on ``source``
+        (its table or an alias): a column, or a computed field's expression."""
+        if name == "id":
+            return source.id
+        computed = collection.computed.get(name)
+        if computed is not None and computed.sql is not None:
+            return computed.sql(Columns(collection, source))
+        return getattr(source, attr(name))
 
     def _sql(self, collection: Collection) -> Statements:
         """The statements every read of ``collection`` starts from."""
@@ -124,7 +184,7 @@ class Compiler(Schema):
         names = []
         for index, key in enumerate(sort):
             steps = key.path.steps
-            if not steps:
+            if not steps and not key.path.computed:
                 names.append(key.path.field)
             elif key_column(key, scopes):
                 names.append(steps[0].name)  # the key column, selected already
@@ -145,7 +205,9 @@ class Compiler(Schema):
         table = self.table(collection)
         joined: dict[tuple[str, ...], Any] = {}
         joins: list[Join] = []
-        keys = [(self._sort_key(table, key, scopes, joined, joins), key.descending) for key in sort]
+        keys = [
+            (self._sort_key(collection, key, scopes, joined, joins), key.descending) for key in sort
+        ]
         if not any(k.path.field == "id" and not k.path.steps for k in sort):
             # The id breaks ties in the direction of the last key, so that an index
             # on that key (which ends with the id) serves the whole order.
@@ -154,7 +216,7 @@ class Compiler(Schema):
 
     def _sort_key(
         self,
-        table: Any,
+        collection: Collection,
         key: SortKey,
         scopes: Scopes | None,
         joined: dict[tuple[str, ...], Any],
@@ -162,7 +224,7 @@ class Compiler(Schema):
     ) -> Any:
         """The expression of one sort key, adding the joins it needs to ``joins``
         (``joined``: the alias of each path joined already)."""
-        source: Any = table
+        source: Any = self.table(collection)
         prefix: tuple[str, ...] = ()
         steps = key.path.steps
         last: RelationInfo | None = None
@@ -176,9 +238,8 @@ class Compiler(Schema):
             source = alias
         if last is not None:
             return getattr(source, attr(last.name))
-        if key.path.field == "id":
-            return source.id
-        return getattr(source, attr(key.path.field))
+        owner = steps[-1].target if steps else collection
+        return self.field_sql(owner, source, key.path.field)
 
     def _sort_join(
         self, step: RelationInfo, source: Any, scopes: Scopes | None, number: int, joins: list[Join]
@@ -255,7 +316,7 @@ class Compiler(Schema):
         if not steps:
             if node.path.field == "id":
                 return self._leaf(source.id, node, guard=False)
-            return self._leaf(getattr(source, attr(node.path.field)), node, guard=guard)
+            return self._leaf(self.field_sql(collection, source, node.path.field), node, guard)
         if len(steps) > 1:
             return self._chain(steps, node, guard, scopes, source)
         (step,) = steps
@@ -357,12 +418,14 @@ class Compiler(Schema):
             return column.is_null(False)
         if op == "isnull":
             return column.is_null()
+        # A computed field's expression takes its values as they are.
+        db_value = column.db_value if isinstance(column, peewee.Field) else _as_is
         if op == "in":
             if not value:
                 return peewee.SQL("1 = 0")
-            expression = column.in_([column.db_value(v) for v in value])
+            expression = column.in_([db_value(v) for v in value])
         elif op in _COMPARISONS:
-            expression = _COMPARISONS[op](column, column.db_value(value))
+            expression = _COMPARISONS[op](column, db_value(value))
         else:
             expression = self._match(column, op, value)
         return (column.is_null(False) & expression) if guard else expression
@@ -380,6 +443,10 @@ class Compiler(Schema):
             self._state().patterns = True
             return self.dialect.regexp(column, value)
         raise AssertionError(f"unknown operator {op}")
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _is_fk_here(relation: RelationInfo) -> bool:

@@ -114,13 +114,17 @@ class Reads(Compiler):
         joins, keys = self._sort_keys(page.collection, page.sort, page.scopes)
         # Columns the filter proves non-null need no NULLS clause: an index on the
         # column then serves the whole order, and a cursor's position seeks it.
-        proven = [self.column(page.collection, name) for name in non_null(page.where)]
+        scalars = page.collection.scalars
+        proven = [
+            self.column(page.collection, name) for name in non_null(page.where) if name in scalars
+        ]
         known = [expr is table.id or any(expr is c for c in proven) for expr, _ in keys]
         plain = [self.dialect.nulls_sort_high or k for k in known]
         if page.reverse:
             keys = [(expr, not descending) for expr, descending in keys]
         order = _Order(keys, known, plain)
-        if not joins:
+        # A computed key is selected too, for the cursors: peewee writes that.
+        if not joins and not any(key.path.computed for key in page.sort):
             return self._select_rows(page, order)
         rows = self._select_joined(page, order, joins)
         if page.counting is None:
