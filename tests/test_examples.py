@@ -18,7 +18,7 @@ from werkzeug.security import check_password_hash
 from backo_restful import Engine
 from backo_restful.storage import PeeweeStorage
 
-EXAMPLES = ["example.cookies", "example.family", "example.library", "example.notes"]
+EXAMPLES = ["example.cookies", "example.family", "example.library", "example.notes", "example.shop"]
 
 #: Per example: a collection, and an object to create in it.
 SAMPLES = {
@@ -26,6 +26,7 @@ SAMPLES = {
     "example.family": ("male", {"name": "Adam"}),
     "example.library": ("book", {"title": "Dune"}),
     "example.notes": ("note", {"title": "groceries"}),
+    "example.shop": ("product", {"name": "tea", "price": 2.5}),
 }
 
 
