@@ -23,7 +23,7 @@ class Computed(fields.Field):
     :param field: the marshmallow field its values are dumped (and loaded) by;
         its ``metadata`` (``can_read``...) are the computed field's.
     :param get: ``get(obj) -> value``: ``obj`` maps ``id`` and every stored field
-        to its stored value (a relation to the id its row holds).
+        to its stored value (a relation to its ids: an id or None, or a list).
     :param set: ``set(obj, value) -> {stored field: value}``, for writes that
         give the field (``obj``: the stored object on update, the body's values
         on create). Without it the field is read-only.

@@ -283,3 +283,38 @@ def test_sql_of_unknown_columns_is_a_declaration_error() -> None:
         Engine(dm, PeeweeStorage("sqlite:///:memory:"))
     assert (caught.value.collection, caught.value.field) == ("thing", "twice")
     assert "amt" in str(caught.value)
+
+
+def test_get_receives_every_relation_as_ids(make_client: Any, database: Any) -> None:
+    dm = DataModel("counted")
+
+    @dm.collection("jar")
+    class Jar(Schema):
+        name = fields.String()
+        cookies = RefsList("cookie", reverse="jar")
+        lid = Ref("lid", reverse="jar")
+        size = Computed(fields.Integer(), get=lambda j: len(j["cookies"]))
+        closed = Computed(fields.Boolean(), get=lambda j: j["lid"] is not None)
+
+    @dm.collection("cookie")
+    class Cookie(Schema):
+        type = fields.String()
+        jar = Ref("jar", reverse="cookies")
+
+    @dm.collection("lid")
+    class Lid(Schema):
+        jar = Ref("jar", reverse="lid")
+
+    client = make_client(dm)
+    ok(client.post("jar", {"name": "a", "cookies": [{"type": "x"}, {"type": "y"}]}), 201)
+    ok(client.post("jar", {"name": "b"}), 201)
+    ok(client.post("lid", {"jar": 2}), 201)
+    jars = ok(client.get("jar", fields="name,size,closed"))
+    assert jars == [
+        {"id": 1, "name": "a", "size": 2, "closed": False},
+        {"id": 2, "name": "b", "size": 0, "closed": True},
+    ]
+    # Inside an expansion too, read once per level whatever the number of jars.
+    cookies = ok(client.get("cookie", depth=2, fields="jar.size"))
+    assert [c["jar"]["size"] for c in cookies] == [2, 2]
+    assert ok(client.patch("jar", 1, {"cookies": [1]}), 200)["size"] == 1

@@ -199,17 +199,16 @@ def _log_requests(app: Flask | Blueprint) -> None:
 
 
 def _request_started() -> None:
-    g._backo_request = (request_id(request.headers.get("X-Request-Id")), time.perf_counter())
+    g._backo_started = time.perf_counter()
 
 
 def _request_finished(response: Response) -> Response:
     """Send the request id back, and log the request (method, path, status, time)."""
-    started = g.get("_backo_request")
-    if started is None:  # another before_request answered before ours ran
-        started = (request_id(request.headers.get("X-Request-Id")), time.perf_counter())
-    rid, start = started
+    rid = request_id(request.headers.get("X-Request-Id"))
     response.headers["X-Request-Id"] = rid
     if http_logger.isEnabledFor(logging.INFO):
+        # Another before_request may have answered before ours ran.
+        start = g.get("_backo_started") or time.perf_counter()
         duration_ms = round((time.perf_counter() - start) * 1000, 3)
         http_logger.info(
             "%s %s %s %.1f ms [%s]",

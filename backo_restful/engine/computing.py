@@ -14,19 +14,14 @@ from .call import Call
 
 
 def stored_names(collection: Collection) -> list[str]:
-    """The names a computed field's ``get`` finds in the object: the id, every
-    stored field, and the relations whose key the object's own row holds."""
+    """The names of a stored row a computed field's ``get`` finds as they are:
+    the id, every stored field, and the relations whose key the row holds."""
     relations = [
         name
         for name, relation in collection.relations.items()
         if relation.storage is LinkStorage.FK_HERE
     ]
     return ["id", *collection.scalars, *relations]
-
-
-def stored_object(collection: Collection, row: dict[str, Any]) -> dict[str, Any]:
-    """What ``get`` receives for the stored ``row``."""
-    return {name: row[name] for name in stored_names(collection)}
 
 
 class Computing(Call):
@@ -40,11 +35,33 @@ class Computing(Call):
         fields = [(name, collection.computed[name]) for name in names]
         if not fields:
             return
-        names = stored_names(collection)
-        for row in rows:
-            obj = {name: row[name] for name in names}
+        for row, obj in zip(rows, self.stored_objects(collection, rows), strict=True):
             for name, field in fields:
                 row[name] = field.value(obj)
+
+    def stored_objects(
+        self, collection: Collection, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """What a computed field's ``get`` receives for each stored row: the id
+        and every stored field, relations as ids as trusted code reads them at
+        depth 1 (one statement per relation kept outside the rows)."""
+        names = stored_names(collection)
+        objects = [{name: row[name] for name in names} for row in rows]
+        ids = [row["id"] for row in rows]
+        for relation in collection.relations.values():
+            if relation.storage is LinkStorage.FK_HERE:
+                continue
+            linked: dict[int, Any] = (
+                {id_: [] for id_ in ids} if relation.multi else dict.fromkeys(ids)
+            )
+            for owner, rid, _ in self.storage.links(relation, ids):
+                if relation.multi:
+                    linked[owner].append(rid)
+                else:
+                    linked[owner] = rid
+            for obj in objects:
+                obj[relation.name] = linked[obj["id"]]
+        return objects
 
     def computed_writes(
         self, collection: Collection, data: dict[str, Any], stored: dict[str, Any] | None
@@ -63,7 +80,7 @@ class Computing(Call):
             return data
         given = data.given if isinstance(data, Loaded) else frozenset(data)
         result = Loaded({k: v for k, v in data.items() if k not in collection.computed})
-        obj = stored_object(collection, stored) if stored is not None else dict(result)
+        obj = self.stored_objects(collection, [stored])[0] if stored is not None else dict(result)
         messages: dict[str, Any] = {}
         added: dict[str, Any] = {}
         for name in sent:
