@@ -365,3 +365,9 @@ def test_an_action_of_an_unknown_collection_or_declared_twice_or_late() -> None:
     Engine(dm, PeeweeStorage("sqlite:///:memory:"))
     with pytest.raises(DeclarationError, match="declare every action first"):
         dm.action("jar", "close")(lambda ctx, obj, args: None)
+
+
+def test_required_arguments_are_missing_without_a_body(engine: Engine, call: Caller) -> None:
+    body = error(call(CASHIER, "order", "pay", 1), 422, "VALIDATION_FAILED")
+    assert body["details"]["fields"] == {"method": ["Missing data for required field."]}
+    assert stored(engine, "order", 1)["status"] == "new"

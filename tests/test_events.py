@@ -448,3 +448,60 @@ def test_the_object_api_fires_the_same_events_and_loaded(make_engine: Any) -> No
     assert recorder.seen() == [("loaded", "jar", 1, []), ("loaded", "jar", 1, [])]
     jar.delete()
     assert [s[0] for s in recorder.seen()] == ["before_delete", "deleted"]
+
+
+def test_a_loop_of_after_commit_handlers_is_stopped(
+    make_engine: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    dm = build()
+    runs: list[int] = []
+
+    @dm.on("jar", "after_commit")
+    def again(event: Event) -> None:
+        runs.append(1)
+        if event.name == "saved":
+            event.engine.patch("jar", event.id, {"name": f"{len(runs)}"})
+
+    engine = make_engine(dm)
+    with caplog.at_level(logging.ERROR, logger="backo_restful.events"):
+        assert engine.post("jar", {"name": "blue"})[1] == 201
+    # Each level commits its write; the seventeenth is refused, and logged.
+    assert len(runs) < 40
+    assert any("EventDepthExceeded" in (r.exc_text or "") for r in caplog.records)
+    assert engine.get("jar", 1)[0]["name"] == str(len(runs) - 1)
+
+
+def test_before_save_may_not_change_what_needs_more_than_a_value(make_engine: Any) -> None:
+    dm = build()
+
+    @dm.on("jar", "before_save")
+    def meddle(event: Event) -> None:
+        if event.new is not None and event.new["name"] == "lidded":
+            event.new["lid"] = 1  # one-to-one: it would take a lid from another jar
+
+    engine = make_engine(dm)
+    engine.post("lid", {"color": "red"})
+    with pytest.raises(InternalError, match="stored fields and many-to-one Refs only"):
+        engine.post("jar", {"name": "lidded"})
+    assert engine.get("jar")[0] == []
+
+
+def test_event_values_hold_stored_fields_not_computed_ones(make_engine: Any) -> None:
+    from backo_restful import Computed
+
+    dm = DataModel("computed_events")
+
+    @dm.collection("box")
+    class Box(Schema):
+        size = fields.Integer()
+        double = Computed(fields.Integer(), get=lambda b: (b["size"] or 0) * 2)
+
+    seen: list[Event] = []
+    dm.on("box", "before_save", seen.append)
+    dm.on("box", "saved", seen.append)
+    engine = make_engine(dm)
+    assert engine.post("box", {"size": 2})[0] == {"id": 1, "size": 2, "double": 4}
+    assert [(e.name, e.new, sorted(e.changes)) for e in seen] == [
+        ("before_save", {"size": 2}, ["size"]),
+        ("saved", {"id": 1, "size": 2}, ["size"]),
+    ]

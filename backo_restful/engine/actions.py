@@ -34,7 +34,7 @@ def action_args(action: Action, args: Any) -> dict[str, Any]:
     :raises ValidationFailed: naming every invalid or unknown argument.
     """
     if args is None:
-        return {}
+        args = {}  # no body: checked as an empty one (required args are missing)
     if not isinstance(args, Mapping):
         raise InvalidBody(f"The arguments of action {action.name} are a JSON object.")
     if action.args is None:

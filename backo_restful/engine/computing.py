@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ..computed import set_values
-from ..exceptions import DeclarationError, ValidationFailed
+from ..exceptions import BackoError, DeclarationError, InternalError, ValidationFailed
 from ..model import Collection, LinkStorage, Loaded
 from .call import Call
 
@@ -37,7 +37,12 @@ class Computing(Call):
             return
         for row, obj in zip(rows, self.stored_objects(collection, rows), strict=True):
             for name, field in fields:
-                row[name] = field.value(obj)
+                try:
+                    row[name] = field.value(obj)
+                except BackoError:
+                    raise
+                except Exception as exc:  # the application's get=: its bug, a 500
+                    raise InternalError() from exc
 
     def stored_objects(
         self, collection: Collection, rows: list[dict[str, Any]]
@@ -120,7 +125,13 @@ def _written(
     """
     field = collection.computed[name]
     if not field.read_only:
-        return _load_stored(collection, name, set_values(collection.name, name, field, obj, value))
+        try:
+            values = set_values(collection.name, name, field, obj, value)
+        except (BackoError, ValidationError):
+            raise
+        except Exception as exc:  # the application's set=: its bug, a 500
+            raise InternalError() from exc
+        return _load_stored(collection, name, values)
     if stored is None or field.dump(value) != field.value(obj):
         raise ValidationError(["Read-only field: computed from the object's other fields."])
     return {}

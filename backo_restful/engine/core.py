@@ -397,7 +397,7 @@ class Engine:
         ``after_commit`` handlers of the events it queued."""
         if not self.model.lifecycle.handlers:
             return run_write(self.storage, work)
-        queue = operation.committed
+        queue = self._event_queue
         if queue is not None:  # a call of an event handler or an action: it joins
             mark = len(queue)
             try:
@@ -426,6 +426,7 @@ class Engine:
         for event in events:
             for handler in self.model.lifecycle.of(event.collection, "after_commit"):
                 engine = self.bound(event.engine._event_depth, None)
+                # Past MAX_EVENT_DEPTH, the handler's writes are refused (EventDepthExceeded).
                 try:
                     handler(dataclasses.replace(event, engine=engine))
                 except Exception:

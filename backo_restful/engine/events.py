@@ -61,7 +61,7 @@ class Events(Guard, Reading):
         trusted = type(self)(self.engine, None)
         trusted.budget = Budget()
         rows = self.storage.fetch(collection, ids)
-        shown = trusted.render(collection, rows, 1)
+        shown = trusted.render(collection, rows, 1, _stored_fields(collection))
         return {row["id"]: obj for row, obj in zip(rows, shown, strict=True)}
 
     def fire(self, event: Event) -> None:
@@ -73,7 +73,8 @@ class Events(Guard, Reading):
         """
         lifecycle = self.model.lifecycle
         handlers = lifecycle.of(event.collection, event.name)
-        if handlers and self.depth >= MAX_EVENT_DEPTH:
+        later = event.name in COMMITTED and lifecycle.of(event.collection, "after_commit")
+        if (handlers or later) and self.depth >= MAX_EVENT_DEPTH:
             raise EventDepthExceeded()
         for handler in handlers:
             try:
@@ -87,11 +88,7 @@ class Events(Guard, Reading):
                     event.id, exc_info=True,
                 )  # fmt: skip
                 raise InternalError() from exc
-        if (
-            event.name in COMMITTED
-            and self.committed is not None
-            and lifecycle.of(event.collection, "after_commit")
-        ):
+        if later and self.committed is not None:
             self.committed.append(event)
 
     def event(
@@ -150,6 +147,8 @@ class Events(Guard, Reading):
         (None: a new object, its other fields empty)."""
         expected: dict[str, Any] = dict(old) if old is not None else {}
         for key, name, serialize in self._layout(collection):
+            if name in collection.computed:
+                continue  # not stored: not in event values
             if name in values:
                 value = values[name]
                 relation = collection.relations.get(name)
@@ -166,12 +165,16 @@ class Events(Guard, Reading):
         :raises InternalError: for a change of a relation kept outside the row.
         """
         for key in changed:
-            relation = collection.relations.get(collection.by_key.get(key, ""))
-            if relation is not None and relation.storage is not LinkStorage.FK_HERE:
+            name = collection.by_key.get(key, "")
+            relation = collection.relations.get(name)
+            one_to_one = relation is not None and not relation.reverse.multi
+            if name in collection.computed or (
+                relation is not None and (relation.storage is not LinkStorage.FK_HERE or one_to_one)
+            ):
                 logger.error("a before_save handler of %s changed %s", collection.name, key)
                 raise InternalError(
-                    f"A before_save handler of {collection.name} changed {key}, "
-                    "a relation stored outside its row."
+                    f"A before_save handler of {collection.name} changed {key}: it may "
+                    "change stored fields and many-to-one Refs only."
                 )
         try:
             loaded = collection.load(changed, partial=True)
@@ -241,3 +244,8 @@ class Events(Guard, Reading):
 def _changed(expected: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """The values of ``given`` (what handlers left) that differ from ``expected``."""
     return {k: v for k, v in given.items() if k != "id" and (k not in expected or expected[k] != v)}
+
+
+def _stored_fields(collection: Collection) -> dict[str, Any]:
+    """The selection of every field of ``collection`` but the computed ones."""
+    return {name: None for name in collection.schema.fields if name not in collection.computed}

@@ -16,6 +16,7 @@ from ..exceptions import NotFound, UnknownCollection
 from ..model import Collection
 from ..query import Node
 from .call import Auth
+from .transactions import run_read
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -100,10 +101,13 @@ class Objects:
                 self.name, filter_=filter_, sort=sort, limit=size, depth=depth,
                 fields=fields, after=after, count="none", auth=self.auth,
             )  # fmt: skip
+            objects = []
             for item in page.items:
                 obj = Object(self, {}, UNSET)
-                obj._fill(item, loaded=True)
-                yield obj
+                obj._fill(item, loaded=False)
+                objects.append(obj)
+            self._loaded(*objects)  # one read of their values for the whole page
+            yield from objects
             if left is not None:
                 left -= len(page.items)
             if page.next is None or not page.items:
@@ -114,16 +118,23 @@ class Objects:
         body, _ = self.engine.get(self.name, id_, auth=self.auth)
         return body  # type: ignore[no-any-return]
 
-    def _loaded(self, obj: Object) -> None:
-        """Fire the ``loaded`` event of ``obj``, each time it is read from the
-        storage (by :meth:`load`, :meth:`find` and :meth:`Object.reload`; not
-        after :meth:`Object.save`): ``new`` holds the object as read."""
-        if not self.engine.model.lifecycle.of(self.name, "loaded"):
+    def _loaded(self, *objects: Object) -> None:
+        """Fire the ``loaded`` event of each of ``objects``, read from the storage
+        (by :meth:`load`, :meth:`find` and :meth:`Object.reload`; not after
+        :meth:`Object.save`): ``new`` holds its values as trusted code reads
+        them at depth 1, like every event's."""
+        if not objects or not self.engine.model.lifecycle.of(self.name, "loaded"):
             return
         _, operation = self.engine._start(self.name, self.auth)
-        event = operation.event("loaded", self.collection, obj.id, None, obj.to_dict())
-        event.changes = frozenset()  # nothing changes: it is read
-        operation.fire(event)
+        ids = [obj.id for obj in objects if obj.id is not None]
+        values = run_read(
+            self.engine.storage, lambda: operation.values_of(self.collection, ids), snapshot=True
+        )
+        for id_ in ids:
+            if id_ in values:
+                event = operation.event("loaded", self.collection, id_, None, values[id_])
+                event.changes = frozenset()  # nothing changes: it is read
+                operation.fire(event)
 
 
 class Object:
