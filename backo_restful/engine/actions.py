@@ -9,10 +9,11 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from ..exceptions import BackoError, InternalError, InvalidBody, UnknownAction, ValidationFailed
+from ..exceptions import InternalError, InvalidBody, UnknownAction, ValidationFailed
 from ..lifecycle import Action, ActionContext
 from ..logs import actions_logger as logger
 from ..model import Collection, DataModel
+from .call import application_code
 from .reading import Reading
 
 
@@ -84,13 +85,8 @@ class Acting(Reading):
         engine = self.engine.bound(self.depth + 1, self.committed)
         context = ActionContext(engine, auth, collection.name)
         where = f"action {action.name} of {collection.name}"
-        try:
+        with application_code(logger, "%s failed", where):
             result = action.handler(context, obj, args)
-        except BackoError:
-            raise
-        except Exception as exc:
-            logger.error("%s failed", where, exc_info=True)
-            raise InternalError() from exc
         try:
             json.dumps(result, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -10,11 +10,13 @@ they share travels in ``self``, never in a global.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..access import Access, permission_of
-from ..exceptions import LimitExceeded, NotFound
+from ..exceptions import BackoError, InternalError, LimitExceeded, NotFound
 from ..model import Collection, DataModel, LinkStorage, NewObject
 from ..query import Node
 from ..storage import PeeweeStorage, Scopes
@@ -39,6 +41,29 @@ def access_of(model: DataModel, auth: Auth) -> Access | None:
             f"not {type(auth).__name__}"
         )
     return Access(model, auth)
+
+
+@contextmanager
+def application_code(
+    logger: logging.Logger | None = None,
+    message: str = "",
+    *args: Any,
+    passing: tuple[type[BaseException], ...] = (),
+) -> Iterator[None]:
+    """Run code of the application (an event or action handler, a computed
+    field's ``get`` or ``set``): a :class:`BackoError` (or one of ``passing``)
+    leaves as it is; any other exception is the application's bug, an
+    :class:`InternalError` whose cause it is, logged with its traceback as
+    ``message % args`` on ``logger`` when one is given."""
+    leaving: tuple[type[BaseException], ...] = (BackoError, *passing)
+    try:
+        yield
+    except leaving:
+        raise
+    except Exception as exc:
+        if logger is not None:
+            logger.error(message, *args, exc_info=True)
+        raise InternalError() from exc
 
 
 class Budget:

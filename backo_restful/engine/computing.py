@@ -8,9 +8,9 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ..computed import set_values
-from ..exceptions import BackoError, DeclarationError, InternalError, ValidationFailed
+from ..exceptions import DeclarationError, ValidationFailed
 from ..model import Collection, LinkStorage, Loaded
-from .call import Call
+from .call import Call, application_code
 
 
 def stored_names(collection: Collection) -> list[str]:
@@ -35,14 +35,11 @@ class Computing(Call):
         fields = [(name, collection.computed[name]) for name in names]
         if not fields:
             return
-        for row, obj in zip(rows, self.stored_objects(collection, rows), strict=True):
-            for name, field in fields:
-                try:
+        objects = self.stored_objects(collection, rows)
+        with application_code():  # the application's get=: a bug of its own is a 500
+            for row, obj in zip(rows, objects, strict=True):
+                for name, field in fields:
                     row[name] = field.value(obj)
-                except BackoError:
-                    raise
-                except Exception as exc:  # the application's get=: its bug, a 500
-                    raise InternalError() from exc
 
     def stored_objects(
         self, collection: Collection, rows: list[dict[str, Any]]
@@ -125,12 +122,8 @@ def _written(
     """
     field = collection.computed[name]
     if not field.read_only:
-        try:
+        with application_code(passing=(ValidationError,)):  # the application's set=
             values = set_values(collection.name, name, field, obj, value)
-        except (BackoError, ValidationError):
-            raise
-        except Exception as exc:  # the application's set=: its bug, a 500
-            raise InternalError() from exc
         return _load_stored(collection, name, values)
     if stored is None or field.dump(value) != field.value(obj):
         raise ValidationError(["Read-only field: computed from the object's other fields."])

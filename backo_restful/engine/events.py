@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 
 from marshmallow import ValidationError
 
-from ..exceptions import BackoError, EventDepthExceeded, InternalError, ValidationFailed
+from ..exceptions import EventDepthExceeded, InternalError, ValidationFailed
 from ..lifecycle import COMMITTED, Event
 from ..logs import events_logger as logger
 from ..model import Collection, LinkStorage, NewObject
 from ..storage import to_storable
-from .call import Budget
+from .call import Budget, application_code
 from .guard import Guard
 from .reading import Reading
 
@@ -77,17 +77,10 @@ class Events(Guard, Reading):
         if (handlers or later) and self.depth >= MAX_EVENT_DEPTH:
             raise EventDepthExceeded()
         for handler in handlers:
-            try:
+            name = getattr(handler, "__name__", repr(handler))
+            message = "%s handler %s of %s %s failed"
+            with application_code(logger, message, event.name, name, event.collection, event.id):
                 handler(event)
-            except BackoError:
-                raise
-            except Exception as exc:
-                name = getattr(handler, "__name__", repr(handler))
-                logger.error(
-                    "%s handler %s of %s %s failed", event.name, name, event.collection,
-                    event.id, exc_info=True,
-                )  # fmt: skip
-                raise InternalError() from exc
         if later and self.committed is not None:
             self.committed.append(event)
 
