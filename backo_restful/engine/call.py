@@ -11,13 +11,13 @@ they share travels in ``self``, never in a global.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..access import Access, permission_of
 from ..exceptions import BackoError, InternalError, LimitExceeded, NotFound
-from ..model import Collection, DataModel, LinkStorage, NewObject
+from ..model import Collection, DataModel, LinkStorage, NewObject, RelationInfo
 from ..query import Node
 from ..storage import PeeweeStorage, Scopes
 
@@ -144,6 +144,13 @@ class Call:
             return ids
         return self.storage.existing_ids(collection, ids, scope=scope)
 
+    def linked_ids(
+        self, relation: RelationInfo, ids: Iterable[int], scope: Node | None = None
+    ) -> set[int]:
+        """The objects the links of ``relation`` from objects ``ids`` point at
+        (within ``scope``, when given)."""
+        return {rid for _, rid, _ in self.storage.links(relation, ids, scope=scope)}
+
     def lock_existing(self, collection: Collection, ids: list[int]) -> None:
         """Lock objects ``ids``, which must exist (and be visible to the caller).
 
@@ -189,8 +196,8 @@ class Call:
                 if relation.storage is LinkStorage.FK_HERE:
                     continue  # its target is named in the request, or is nulled
                 if replace or any(relation.name in data for data in items):
-                    current = self.storage.links(relation, [id_])
-                    wanted.setdefault(relation.target.name, set()).update(r for _, r, _ in current)
+                    current = self.linked_ids(relation, [id_])
+                    wanted.setdefault(relation.target.name, set()).update(current)
         self.storage.lock_in_order(
             {self.model.collections[name]: ids for name, ids in wanted.items() if ids}
         )

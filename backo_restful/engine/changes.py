@@ -148,7 +148,7 @@ class Changes(Events):
         if self.watching(relation.target, "before_save", "saved"):
             ends = others
             if ends is None:
-                ends = {rid for _, rid, _ in self.storage.links(relation, owners)}
+                ends = self.linked_ids(relation, owners)
             targets.append((relation.target, ends))
         self.linked(targets, lambda: self.storage.m2m_remove(relation, owners, others))
 

@@ -61,15 +61,11 @@ class Deleting(Writing):
         if relation.reverse.multi or not relation.reverse.required:
             # The other side simply loses a link.
             if relation.target.options.get("audit"):
-                plan.losing.append((relation.target, self._targets(relation, ids)))
+                plan.losing.append((relation.target, self.linked_ids(relation, ids)))
             return
-        partners = self._targets(relation, ids) - gone
+        partners = self.linked_ids(relation, ids) - gone
         if partners:
             raise self._refused(current, ids, relation, partners, RequiredRelation)
-
-    def _targets(self, relation: RelationInfo, ids: set[int]) -> set[int]:
-        """The objects the links of ``relation`` from objects ``ids`` point at."""
-        return {rid for _, rid, _ in self.storage.links(relation, ids)}
 
     def _follow(
         self,
@@ -81,7 +77,7 @@ class Deleting(Writing):
     ) -> None:
         """Objects ``ids`` go: apply the delete strategy of ``relation`` (stored in
         the objects it links to, or in a join table) to those."""
-        linked = self._targets(relation, ids) - gone
+        linked = self.linked_ids(relation, ids) - gone
         if not linked:
             return
         strategy = relation.on_delete or DeleteStrategy.UNLINK_REFERENCED_ITEMS

@@ -114,8 +114,7 @@ class Guard(Computing):
             if stored is not None and not self.visible_ids(relation.target, {stored}):
                 stored = None  # as the caller reads it
             return same_value(collection, name, value, stored)
-        links = self.storage.links(relation, [row["id"]], scope=self.scope(relation.target))
-        current = sorted(rid for _, rid, _ in links)
+        current = sorted(self.linked_ids(relation, [row["id"]], self.scope(relation.target)))
         items = value if relation.multi else ([] if value is None else [value])
         if any(isinstance(item, NewObject) for item in items):
             return False

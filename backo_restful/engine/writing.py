@@ -366,8 +366,7 @@ class Writing(Changes):
         back = relation.reverse
         current = set()
         if not creating:
-            links = self.storage.links(relation, [owner], scope=self.scope(relation.target))
-            current = {rid for _, rid, _ in links}
+            current = self.linked_ids(relation, [owner], self.scope(relation.target))
         changed = (current - set(ids)) | (set(ids) - current)
         # A link is part of both objects: the others change too.
         self.may_change(relation.target, changed, "update", back.name)
