@@ -391,6 +391,8 @@ PUBLIC = {
         "DeleteStrategy",
         "Engine",
         "Engine.collection",
+        "Engine.describe",
+        "Engine.check",
         "setup",
         "current_user",
     ],
@@ -417,7 +419,10 @@ PUBLIC = {
         "events_logger",
         "actions_logger",
     ],
-    "backo_restful.api.basic": ["get", "post", "put", "patch", "delete", "act", "error_response"],
+    "backo_restful.api.basic": [
+        *("get", "post", "put", "patch", "delete", "act", "describe", "check"),
+        "error_response",
+    ],
     "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
     "backo_restful.api.flask": ["Api", "Resource", "Resource.caller"],
     "backo_restful.auth": [

@@ -197,3 +197,30 @@ def act(
 ) -> Response:
     """:meth:`Engine.act`: action ``action`` of ``name``, on object ``id_`` or the collection."""
     return _call(engine, "act", name, action, id_=id_, args=args, auth=auth)
+
+
+def describe(
+    name: str | None = None,
+    *,
+    obj: Any = None,
+    id_: Any = None,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+) -> Response:
+    """:meth:`Engine.describe`: the model, or collection ``name`` (on object
+    ``id_`` or the draft ``obj``), as the caller ``auth`` sees it."""
+    return _call(engine, "describe", name, obj=obj, id_=id_, auth=auth)
+
+
+def check(
+    name: str,
+    item: Any,
+    *,
+    path: str | None = None,
+    id_: Any = None,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+) -> Response:
+    """:meth:`Engine.check`: whether draft ``item`` would be accepted (as a
+    create, or a PATCH of object ``id_``), without writing anything."""
+    return _call(engine, "check", name, item, path=path, id_=id_, auth=auth)

@@ -27,6 +27,7 @@ from flask import (
     url_for,
 )
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import BaseConverter
 
 from ..access import Access
 from ..auth import JWTAuth, User
@@ -35,6 +36,7 @@ from ..exceptions import (
     BackoError,
     BodyTooLarge,
     DeclarationError,
+    InvalidBody,
     InvalidJSON,
     MethodNotAllowed,
     Unauthorized,
@@ -63,7 +65,26 @@ CONFIG_DEFAULTS = {
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
 _ITEM_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
-_ACTION_ALLOW = "OPTIONS, POST"
+
+#: The routes each model resource gets besides its own: (kind, URL suffix,
+#: methods). Each is served by a subclass of the resource (see ``_HANDLERS``).
+_SPECIAL_ROUTES = (
+    ("actions", "_actions/<action>", ("OPTIONS", "POST")),
+    ("meta", "_meta", ("GET", "HEAD", "OPTIONS", "POST")),
+    ("check", "_check", ("OPTIONS", "POST")),
+)
+
+#: (route kind, item route) -> the methods it serves, for ``Allow``.
+_ALLOWED = {
+    ("model", False): _COLLECTION_METHODS,
+    ("model", True): _ITEM_METHODS,
+    ("actions", False): ["OPTIONS", "POST"],
+    ("actions", True): ["OPTIONS", "POST"],
+    ("meta", False): ["GET", "HEAD", "OPTIONS", "POST"],
+    ("meta", True): ["GET", "HEAD", "OPTIONS"],
+    ("check", False): ["OPTIONS", "POST"],
+    ("check", True): ["OPTIONS", "POST"],
+}
 
 
 class Api(flask_restful.Api):
@@ -91,6 +112,12 @@ class Api(flask_restful.Api):
         self.engine = engine
         self.auth = auth
         super().__init__(app, **kwargs)
+        self.add_resource(
+            ModelDescription,
+            "/_meta",
+            endpoint=f"backo_meta_{id(self)}",
+            resource_class_kwargs={"backo_api": self},
+        )
 
     def init_app(self, app: Flask | Blueprint) -> None:
         """Register the API on ``app`` (or a blueprint) and read its ``BACKO_*`` settings."""
@@ -102,6 +129,7 @@ class Api(flask_restful.Api):
         super().init_app(app)
 
     def _configure(self, app: Any) -> None:
+        app.url_map.converters.setdefault("backo_id", IdConverter)
         if self.auth is not None:
             self.auth.init_app(app)
             # current_user in the app's own views: a bad token is a JSON 401 there too.
@@ -118,8 +146,9 @@ class Api(flask_restful.Api):
 
     def add_resource(self, resource: type, *urls: str, **kwargs: Any) -> None:
         """Add ``resource``; a :class:`Resource` with a ``model`` also gets
-        ``<url>/<id_>``, and ``<url>/_actions/<action>`` and
-        ``<url>/<id_>/_actions/<action>`` for its model's actions."""
+        ``<url>/<id_>``, the routes of its model's actions
+        (``<url>[/<id_>]/_actions/<action>``) and of its self-description
+        (``<url>[/<id_>]/_meta`` and ``<url>[/<id_>]/_check``)."""
         if not (isinstance(resource, type) and issubclass(resource, Resource) and resource.model):
             super().add_resource(resource, *urls, **kwargs)
             return
@@ -127,21 +156,23 @@ class Api(flask_restful.Api):
         resource_kwargs["backo_api"] = self
         kwargs["resource_class_kwargs"] = resource_kwargs
         bases = [url.rstrip("/") for url in urls]
-        routes = [u for url, base in zip(urls, bases, strict=True) for u in (url, f"{base}/<id_>")]
+        routes = [
+            u
+            for url, base in zip(urls, bases, strict=True)
+            for u in (url, f"{base}/<backo_id:id_>")
+        ]
         super().add_resource(resource, *routes, **kwargs)
-        actions = type(
-            f"{resource.__name__}Actions",
-            (resource,),
-            {
-                "methods": {"OPTIONS", "POST"},
-                "post": Resource.act,
-                "options": _action_options,
-                "actions_route": True,
-            },
-        )
-        kwargs["endpoint"] = f"{kwargs.get('endpoint') or resource.__name__.lower()}_actions"
-        paths = (f"{base}{item}/_actions/<action>" for base in bases for item in ("", "/<id_>"))
-        super().add_resource(actions, *paths, **kwargs)
+        endpoint = kwargs.get("endpoint") or resource.__name__.lower()
+        for route, suffix, methods in _SPECIAL_ROUTES:
+            special = type(
+                f"{resource.__name__}_{route}",
+                (resource,),
+                {"methods": set(methods), "route": route, **_HANDLERS[route]},
+            )
+            kwargs["endpoint"] = f"{endpoint}_{route}"
+            items = ("", "/<backo_id:id_>")
+            paths = (f"{base}{item}/{suffix}" for base in bases for item in items)
+            super().add_resource(special, *paths, **kwargs)
 
     def handle_error(self, e: Exception) -> Response:
         """Turn any exception on the API's routes into the shared JSON error body."""
@@ -241,12 +272,12 @@ def _allowed_here(error: HTTPException) -> str | None:
     except HTTPException:
         return allow
     view_class = getattr(current_app.view_functions.get(rule.endpoint), "view_class", None)
+    if view_class is ModelDescription:
+        return _MODEL_META_ALLOW
     if not (isinstance(view_class, type) and issubclass(view_class, Resource)):
         return allow
-    if view_class.actions_route:
-        return _ACTION_ALLOW
     if view_class.model:
-        return ", ".join(_ITEM_METHODS if "id_" in args else _COLLECTION_METHODS)
+        return ", ".join(_ALLOWED[view_class.route, "id_" in args])
     return allow
 
 
@@ -272,8 +303,9 @@ class Resource(flask_restful.Resource):
 
     #: The collection served, from ``DataModel.object(name)``.
     model: Collection | None = None
-    #: True for the routes of the model's actions (``<url>/_actions/<action>``).
-    actions_route = False
+    #: What the route serves: ``model`` (the collection and its objects),
+    #: ``actions`` (``<url>[/<id_>]/_actions/<action>``), ``meta`` or ``check``.
+    route = "model"
 
     def __init__(self, *args: Any, backo_api: Api | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -384,9 +416,35 @@ class Resource(flask_restful.Resource):
             args = _json_body(self._settings()["BACKO_MAX_BODY"])
         return basic.act(collection.name, action, id_=id_, args=args, engine=self.engine, auth=auth)
 
-    def options(self, id_: str | None = None) -> Response:
+    def describe(self, id_: str | None = None) -> Any:
+        """``GET <url>[/<id_>]/_meta``: the collection as the caller sees it,
+        with their rights (on object ``id_``); ``POST <url>/_meta``: on the
+        draft object the JSON body holds."""
+        auth = self.caller()
+        self._no_query_parameters()
+        draft = None
+        if request.method == "POST":
+            if id_ is not None:
+                raise MethodNotAllowed("POST", _ALLOWED["meta", True])
+            draft = _json_body(self._settings()["BACKO_MAX_BODY"])
+            if draft is None:
+                draft = {}
+        name = self._collection().name
+        return basic.describe(name, obj=draft, id_=id_, engine=self.engine, auth=auth)
+
+    def check(self, id_: str | None = None) -> Any:
+        """``POST <url>[/<id_>]/_check`` with ``{"item": {...}, "path": "field"}``:
+        whether the draft would be accepted (as a create, or a PATCH of ``id_``)."""
+        collection = self._collection()
+        auth = self._allowed("create") if id_ is None else self._allowed("update")
+        self._no_query_parameters()
+        body = _json_body(self._settings()["BACKO_MAX_BODY"])
+        item, path = _check_body(body)
+        return basic.check(collection.name, item, path=path, id_=id_, engine=self.engine, auth=auth)
+
+    def options(self, id_: str | None = None, action: str | None = None) -> Response:
         """Answer with the methods this route serves (they differ for collection and item)."""
-        allowed = _COLLECTION_METHODS if id_ is None else _ITEM_METHODS
+        allowed = _ALLOWED[self.route, id_ is not None]
         return Response(status=200, headers={"Allow": ", ".join(allowed)})
 
     def _write(self, method: str, id_: str | None) -> Any:
@@ -423,9 +481,58 @@ class Resource(flask_restful.Resource):
             )
 
 
-def _action_options(self: Resource, action: str, id_: str | None = None) -> Response:
-    """The methods an action's route serves."""
-    return Response(status=200, headers={"Allow": _ACTION_ALLOW})
+class IdConverter(BaseConverter):
+    """The ``<id_>`` of an item route: any segment but those starting with
+    ``_``, which name the routes of the collection (``_meta``, ``_check``,
+    ``_actions``), so a method they do not serve is a 405 there."""
+
+    regex = "[^/_][^/]*"
+
+
+class ModelDescription(flask_restful.Resource):
+    """``GET /_meta`` on the API's prefix: the model as the caller sees it."""
+
+    def __init__(self, *, backo_api: Api) -> None:
+        super().__init__()
+        self.backo_api = backo_api
+
+    def get(self) -> Any:
+        auth = caller_of(self.backo_api.auth)
+        Resource._no_query_parameters()
+        return basic.describe(engine=self.backo_api.engine or default_engine(), auth=auth)
+
+    def options(self) -> Response:
+        return Response(status=200, headers={"Allow": _MODEL_META_ALLOW})
+
+
+_MODEL_META_ALLOW = "GET, HEAD, OPTIONS"
+
+
+#: The methods of the resource subclasses serving each special route.
+_HANDLERS: dict[str, dict[str, Any]] = {
+    "actions": {"post": Resource.act},
+    "meta": {"get": Resource.describe, "post": Resource.describe},
+    "check": {"post": Resource.check},
+}
+
+
+def _check_body(body: Any) -> tuple[Any, Any]:
+    """The draft and the path of a ``_check`` request's body.
+
+    :raises InvalidBody: for a body that is not ``{"item": {...}, "path": ...}``.
+    """
+    if not isinstance(body, dict) or "item" not in body:
+        raise InvalidBody('The body of _check is {"item": {...}, "path": "field"}.')
+    unknown = sorted(set(body) - {"item", "path"})
+    if unknown:
+        raise InvalidBody(
+            f"Unknown key {unknown[0]!r} in the body of _check: it takes item and path.",
+            {"key": unknown[0]},
+        )
+    path = body.get("path")
+    if path is not None and not isinstance(path, str):
+        raise InvalidBody("path is the name of a field.", {"key": "path"})
+    return body["item"], path
 
 
 def _json_body(max_body: int) -> Any:

@@ -18,7 +18,9 @@ from ..storage import PeeweeStorage
 from .actions import Acting, action_args, find_action
 from .arguments import check_batch, load, load_many, object_id
 from .call import Auth, access_of, missing_objects
+from .checking import Checking
 from .deleting import Deleting, delete_order
+from .describing import SelfDescribing
 from .logged import logged
 from .objects import Objects
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions, check_views
@@ -32,7 +34,7 @@ _T = TypeVar("_T")
 MAX_CREATED_ID = 2**53 - 1
 
 
-class Operation(Deleting, Acting):
+class Operation(Deleting, Acting, Checking):
     """Everything one engine call may do: read, guard, write, delete."""
 
     def replace(self, collection: Collection, id_: int, data: dict[str, Any]) -> tuple[Any, int]:
@@ -59,7 +61,7 @@ class Operation(Deleting, Acting):
         return self.reread(collection, [id_])[0], 201
 
 
-class Engine:
+class Engine(SelfDescribing):
     """Serve a :class:`DataModel` from a storage.
 
     :param model: the declared data model (checked here).

@@ -22,6 +22,7 @@ from .args import parse_json as parse_json
 from .conditions import MAX_IN as MAX_IN
 from .conditions import OPERATORS as OPERATORS
 from .conditions import condition as condition
+from .conditions import operators_of as operators_of
 from .conditions import typed_value as typed_value
 from .filters import MAX_CONDITIONS as MAX_CONDITIONS
 from .filters import MAX_NESTING as MAX_NESTING

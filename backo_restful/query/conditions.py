@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from marshmallow import fields as ma
 
 from ..exceptions import InvalidFilter, UnknownOperator
+from ..kinds import stored_as_json
 from ..model import Collection
 from ..values import parse_id, storable
 from ._utils import details, flatten
@@ -27,6 +28,17 @@ _ORDERING = ("$gt", "$gte", "$lt", "$lte")
 
 #: The most values one ``$in`` or ``$nin`` holds.
 MAX_IN = 1000
+
+
+def operators_of(field: ma.Field | None) -> tuple[str, ...]:
+    """The operators a filter on ``field`` takes (None: an id, or a relation,
+    which is filtered on by the ids it links to). A field stored as JSON takes
+    none; the string operators (``$contains``...) take text fields only."""
+    if field is not None and stored_as_json(field):
+        return ()
+    if isinstance(field, ma.String):
+        return OPERATORS
+    return tuple(op for op in OPERATORS if op not in _STRING_OPERATORS)
 
 
 def condition(
