@@ -131,14 +131,14 @@ def register(target: Any, prefix: str = "") -> tuple[str, ...]:
     :raises DeclarationError: if swagger-ui-py is not installed or lacks a file.
     """
     _files()  # fail now, not at the first visit
-    target.add_url_rule(f"{prefix}/docs", ENDPOINTS[0], docs_page, methods=["GET"])
+    target.add_url_rule(f"{prefix}/docs", ENDPOINTS[0], _page, methods=["GET"])
     target.add_url_rule(
-        f"{prefix}/docs/<token>/<path:name>", ENDPOINTS[1], docs_file, methods=["GET"]
+        f"{prefix}/docs/<token>/<path:name>", ENDPOINTS[1], _page_file, methods=["GET"]
     )
     return ENDPOINTS
 
 
-def docs_page() -> Response:
+def _page() -> Response:
     """The HTML page: never cached without a check, so it always names the current files."""
     response = Response(_PAGE.format(token=_files().token), mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
@@ -147,7 +147,7 @@ def docs_page() -> Response:
     return response
 
 
-def docs_file(token: str, name: str) -> Response:
+def _page_file(token: str, name: str) -> Response:
     """One file of the page, gzipped when the browser takes it.
 
     :raises NotFound: for a file the page does not load, or a token of other files.
