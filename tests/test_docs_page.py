@@ -292,6 +292,18 @@ def test_the_files_of_another_token_are_a_json_404() -> None:
     }
 
 
+def test_the_page_takes_get_only() -> None:
+    app = Flask(__name__)
+    Api(app, openapi=True)
+    client = app.test_client()
+    response = client.post("/docs")
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    head = client.head("/docs")
+    assert (head.status_code, head.data) == (200, b"")
+
+
 def test_the_page_needs_no_token() -> None:
     """With an API that requires a token, the page and its files need none."""
     app = Flask(__name__)
