@@ -425,6 +425,7 @@ PUBLIC = {
     ],
     "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
     "backo_restful.api.flask": ["Api", "Resource", "Resource.caller"],
+    "backo_restful.api.docs_page": ["register", "swagger_ui_folder"],
     "backo_restful.auth": [
         *importlib.import_module("backo_restful.auth").__all__,
         *(f"JWTAuth.{name}" for name in ("init_app", "token_of", "verify", "authenticate")),

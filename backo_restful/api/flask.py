@@ -46,7 +46,7 @@ from ..exceptions import (
 from ..logs import http_logger, request_id
 from ..model import Collection
 from ..query import COUNT_MODES, parse_args, parse_json
-from . import basic
+from . import basic, docs_page
 from .flask_auth import caller_of
 
 #: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
@@ -61,6 +61,7 @@ CONFIG_DEFAULTS = {
     "BACKO_COUNT": "estimate",
     "BACKO_MAX_BATCH": basic.DEFAULT_MAX_BATCH,
     "BACKO_MAX_BODY": DEFAULT_MAX_BODY,
+    "BACKO_OPENAPI": False,
 }
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
@@ -96,6 +97,8 @@ class Api(flask_restful.Api):
         Each request's caller (a :class:`~backo_restful.auth.User`, anonymous
         without a token or without ``auth``) is the ``auth`` of the engine calls,
         so the model's permissions always apply over HTTP.
+    :param openapi: serve ``openapi.json`` and the docs page (``docs``) on the
+        API's prefix; None leaves it to the ``BACKO_OPENAPI`` setting.
     :param kwargs: passed to ``flask_restful.Api``. ``catch_all_404s`` defaults to
         True, so unknown routes get the JSON error body too.
     """
@@ -106,11 +109,13 @@ class Api(flask_restful.Api):
         *,
         engine: Engine | None = None,
         auth: JWTAuth | None = None,
+        openapi: bool | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("catch_all_404s", True)
         self.engine = engine
         self.auth = auth
+        self.openapi = openapi
         super().__init__(app, **kwargs)
         self.add_resource(
             ModelDescription,
@@ -122,13 +127,13 @@ class Api(flask_restful.Api):
     def init_app(self, app: Flask | Blueprint) -> None:
         """Register the API on ``app`` (or a blueprint) and read its ``BACKO_*`` settings."""
         if isinstance(app, Blueprint):
-            app.record_once(lambda state: self._configure(state.app))
+            app.record_once(lambda state: self._configure(state.app, state))
         else:
-            self._configure(app)
+            self._configure(app, app)
         _log_requests(app)
         super().init_app(app)
 
-    def _configure(self, app: Any) -> None:
+    def _configure(self, app: Any, target: Any) -> None:
         app.url_map.converters.setdefault("backo_id", IdConverter)
         if self.auth is not None:
             self.auth.init_app(app)
@@ -137,7 +142,26 @@ class Api(flask_restful.Api):
         settings = {key: app.config.get(key, default) for key, default in CONFIG_DEFAULTS.items()}
         if settings["BACKO_COUNT"] not in COUNT_MODES:
             raise DeclarationError(f"BACKO_COUNT is one of {', '.join(COUNT_MODES)}")
+        if self.openapi is not None:
+            settings["BACKO_OPENAPI"] = self.openapi
         app.extensions.setdefault("backo_restful", {})[id(self)] = settings
+        if settings["BACKO_OPENAPI"]:
+            self._serve_openapi(target)
+
+    def _serve_openapi(self, target: Any) -> None:
+        """Add ``openapi.json`` and the docs page to ``target`` (an app or a
+        blueprint's setup state), as routes of this API: their errors get the
+        JSON error body."""
+        endpoint = f"backo_openapi{self.prefix}"
+        target.add_url_rule(
+            f"{self.prefix}/openapi.json", endpoint, self._openapi_json, methods=["GET"]
+        )
+        self.endpoints.update((endpoint, *docs_page.register(target, self.prefix)))
+
+    def _openapi_json(self) -> Response:
+        from .openapi import openapi_document  # type: ignore[import-not-found]
+
+        return Response(json.dumps(openapi_document(self)) + "\n", 200, mimetype="application/json")
 
     def settings(self) -> dict[str, Any]:
         """This API's ``BACKO_*`` settings, as read from the current app."""
