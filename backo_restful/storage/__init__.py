@@ -13,3 +13,4 @@ from ._utils import Scopes as Scopes
 from .connections import PATTERN_TIMEOUT as PATTERN_TIMEOUT
 from .connections import POOL_SETTINGS as POOL_SETTINGS
 from .core import PeeweeStorage as PeeweeStorage
+from .differences import Change as Change
