@@ -120,10 +120,15 @@ class SchemaMismatch(StorageError):
 
     code = "SCHEMA_MISMATCH"
 
-    def __init__(self, message: str, *, missing: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, missing: dict[str, list[str]] | None = None
+    ) -> None:
         self.missing: dict[str, list[str]] = missing or {}
         super().__init__(message=message)
         self.details = {"missing": self.missing}
+
+    def default_message(self) -> str:
+        return "The database's tables do not match the model: run storage.migrate()."
 
 
 class MigrationRefused(SchemaMismatch):
