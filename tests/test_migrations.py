@@ -143,6 +143,8 @@ def test_version_2_adds_fields_relations_indexes_and_collections(database: Any) 
         engine.patch("jar", 1, {"code": "R-2"})
     assert getattr(taken.value, "code", None) == "UNIQUE_VIOLATION"
     assert storage.enforces(engine.model.get("jar").relations["shelf"])
+    with pytest.raises(peewee.IntegrityError), database.connection_context():
+        database.execute_sql("INSERT INTO jar (name, shelf_id) VALUES ('x', 99)")
 
 
 def schema(database: Any) -> dict[str, Any]:
@@ -472,3 +474,19 @@ def test_a_storage_without_a_model_has_no_plan(database: Any) -> None:
     for call in (storage.plan, storage.migrate, storage.create_tables):
         with pytest.raises(StorageError, match="not attached to a data model"):
             call()
+
+
+@pytest.mark.backends("postgresql", "mysql")
+def test_a_change_the_database_cannot_make(database: Any) -> None:
+    populate(database)
+    before = schema(database)
+    storage = PeeweeStorage(database)
+    Engine(model(type=fields.Integer(required=True), note=fields.String()), storage)
+    plan = storage.plan()
+    assert [change.kind for change in plan] == ["add_column", "change_type"]
+    with pytest.raises(StorageError):  # 'oat' is not a number
+        storage.migrate(allow_destructive=True)
+    if storage.dialect.migrator_class.transactional_ddl:
+        assert schema(database) == before  # rolled back, every change
+    else:
+        assert storage.plan() == plan[1:]  # MariaDB: what came before stays
