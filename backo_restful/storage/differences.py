@@ -2,8 +2,8 @@
 
 The storage's peewee tables say what the model declares; :mod:`playhouse.reflection`
 reads what the database has. Each difference is a :class:`Change`, found by
-:func:`compare` with what applying it needs (a :class:`Step`). Nothing here runs
-a statement: :mod:`.migrations` reads the database and applies the steps.
+:meth:`Comparison.steps` with what applying it needs (a :class:`Step`). Nothing
+here runs a statement: :mod:`.migrations` reads the database and applies the steps.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def narrowing(old: ColumnType, new: ColumnType) -> bool:
 
 @dataclass
 class Comparison:
-    """The model's tables against the database's, for :func:`compare`."""
+    """The model's tables against the database's."""
 
     #: Every table of the model, join tables last.
     declared: list[Any]
@@ -161,6 +161,8 @@ class Comparison:
     stored: Mapping[str, ColumnType]
 
     def steps(self) -> list[Step]:
+        """The steps bringing the database in line with the model, in the order
+        they are applied (:data:`ORDER`)."""
         steps: list[Step] = []
         for table in self.declared:
             name = table._meta.table_name
