@@ -490,3 +490,30 @@ def test_a_change_the_database_cannot_make(database: Any) -> None:
         assert schema(database) == before  # rolled back, every change
     else:
         assert storage.plan() == plan[1:]  # MariaDB: what came before stays
+
+
+def test_a_relation_becoming_one_to_one(database: Any) -> None:
+    populate(database)
+    dm = DataModel("shop")
+    dm.add_collection(
+        "jar",
+        type("Jar", (Schema,), {"name": fields.String(), "cookie": Ref("cookie", reverse="jar")}),
+    )
+    cookie = {"type": fields.String(), "weight": fields.Float()}
+    cookie["jar"] = Ref("jar", reverse="cookie", required=True)
+    dm.add_collection("cookie", type("Cookie", (Schema,), cookie))
+    storage = PeeweeStorage(database)
+    engine = Engine(dm, storage)
+    plan = storage.plan()
+    assert [str(change) for change in plan] == [
+        "make cookie.jar_id NOT NULL",
+        "drop index cookie_jar_id on cookie (jar_id)",
+        "add unique index cookie_jar_id on cookie (jar_id)",
+    ]
+    # The foreign key's index is replaced (at once on MariaDB, which would not
+    # drop it on its own).
+    assert storage.migrate() == plan
+    assert storage.plan() == []
+    assert engine.get("jar", 2)[0] == {"id": 2, "name": "red", "cookie": 2}
+    with pytest.raises(peewee.IntegrityError), database.connection_context():
+        database.execute_sql("UPDATE cookie SET jar_id = 1 WHERE id = 2")

@@ -216,7 +216,25 @@ class Migrations(Writes):
     def _apply(self, steps: list[Step]) -> None:
         migrator = self.dialect.migrator()
         counters = migrator.id_counters()
-        actions: dict[str, Callable[[Any, Step], None]] = {
+        actions = self._actions()
+        replaced = _replaced(steps)
+        with migrator.migration_context():
+            self._create([step.declared for step in steps if step.change.kind == "add_table"])
+            for step in steps:
+                change = step.change
+                if (change.table, change.index) in replaced:
+                    if change.kind.startswith("add_"):
+                        for operation in migrator.replace_index(
+                            change.table, change.index, step.names, step.unique
+                        ):
+                            operation.run()
+                elif change.kind in actions:
+                    actions[change.kind](migrator, step)
+            migrator.restore_id_counters(counters)
+
+    def _actions(self) -> dict[str, Callable[[Any, Step], None]]:
+        """What applies each kind of change but ``add_table``."""
+        return {
             "add_column": self._add_column,
             "add_foreign_key": self._add_column,
             "change_type": lambda m, s: m.change_type(s.change.table, s.declared).run(),
@@ -229,13 +247,6 @@ class Migrations(Writes):
             "drop_column": self._drop_column,
             "drop_table": lambda m, s: m.drop_table(s.change.table).run(),
         }
-        with migrator.migration_context():
-            self._create([step.declared for step in steps if step.change.kind == "add_table"])
-            for step in steps:
-                action = actions.get(step.change.kind)
-                if action is not None:
-                    action(migrator, step)
-            migrator.restore_id_counters(counters)
 
     def _add_column(self, migrator: Any, step: Step) -> None:
         table, column = step.change.table, step.declared.clone()
@@ -274,3 +285,15 @@ def _links_of(metadata: Any, table: str, names: set[str]) -> bool:
         and len(keys) == 2
         and all(key.dest_table in names for key in keys)
     )
+
+
+def _replaced(steps: list[Step]) -> set[tuple[str, str | None]]:
+    """``(table, name)`` of each index dropped and added again under its name
+    (unique, or no longer): it is replaced at once."""
+    kinds = {"drop_index": "drop", "drop_unique": "drop", "add_index": "add", "add_unique": "add"}
+    seen: dict[str, set[tuple[str, str | None]]] = {"drop": set(), "add": set()}
+    for step in steps:
+        action = kinds.get(step.change.kind)
+        if action is not None:
+            seen[action].add((step.change.table, step.change.index))
+    return seen["drop"] & seen["add"]

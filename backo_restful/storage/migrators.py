@@ -5,7 +5,8 @@ What each database cannot do in place is here, as the dialects hold what differs
 in reads and writes: SQLite rebuilds a table to drop a foreign key column or
 change a column (and the rebuild would forget the table's id counter);
 PostgreSQL keeps the ``"C"`` collation of text columns only when told again; a
-MySQL/MariaDB column takes no ``CASCADE`` when dropped.
+MySQL/MariaDB column takes no ``CASCADE`` when dropped, and the index of a foreign
+key column is replaced in one statement.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ class _Hooks:
         and, for a ``foreign_key``, its constraint."""
         migrator: Any = self
         return [migrator.drop_column(table, column)]
+
+    def replace_index(
+        self, table: str, name: str, columns: Sequence[str], unique: bool
+    ) -> list[Any]:
+        """The operations replacing index ``name`` of ``table`` by one of that name
+        on ``columns`` (unique or not)."""
+        migrator: Any = self
+        return [
+            migrator.drop_index(table, name),
+            migrator.add_index(table, columns, unique, name=name),
+        ]
 
     def change_type(self, table: str, field: peewee.Field) -> Any:
         """The operation giving column ``field`` of ``table`` the field's type."""
@@ -110,3 +122,17 @@ class MysqlMigrator(_Hooks, migrate.MySQLMigrator):
     ) -> list[Any]:
         # MySQL takes no CASCADE; peewee drops the foreign key constraint first.
         return [self.drop_column(table, column, cascade=False)]
+
+    def replace_index(
+        self, table: str, name: str, columns: Sequence[str], unique: bool
+    ) -> list[Any]:
+        # In one statement: the index of a foreign key column cannot be dropped
+        # on its own (a relation becoming one-to-one, or no longer).
+        return [self._replace_index(table, name, columns, unique)]
+
+    @migrate.operation
+    def _replace_index(self, table: str, name: str, columns: Sequence[str], unique: bool) -> Any:
+        ctx = self._alter_table(self.make_context(), table)
+        ctx.literal(" DROP INDEX ").sql(peewee.Entity(name))
+        ctx.literal(", ADD UNIQUE INDEX " if unique else ", ADD INDEX ").sql(peewee.Entity(name))
+        return ctx.literal(" ").sql(peewee.EnclosedNodeList([peewee.Entity(c) for c in columns]))
