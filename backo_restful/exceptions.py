@@ -114,6 +114,36 @@ class StorageError(BackoError):
         return "The database could not complete the request."
 
 
+class SchemaMismatch(StorageError):
+    """Tables of the database lack columns the model declares (``missing``: table
+    -> columns); :meth:`PeeweeStorage.migrate` adds them."""
+
+    code = "SCHEMA_MISMATCH"
+
+    def __init__(
+        self, message: str | None = None, *, missing: dict[str, list[str]] | None = None
+    ) -> None:
+        self.missing: dict[str, list[str]] = missing or {}
+        super().__init__(message=message)
+        self.details = {"missing": self.missing}
+
+    def default_message(self) -> str:
+        return "The database's tables do not match the model: run storage.migrate()."
+
+
+class MigrationRefused(SchemaMismatch):
+    """:meth:`PeeweeStorage.migrate` refused changes and applied nothing
+    (``refused``: each change and why)."""
+
+    code = "MIGRATION_REFUSED"
+
+    def __init__(self, refused: list[tuple[Any, str]]) -> None:
+        self.refused = refused
+        lines = "".join(f"\n- {change}: {why}" for change, why in refused)
+        super().__init__(f"Migration refused, nothing was applied:{lines}")
+        self.details = {"refused": [{**vars(change), "reason": why} for change, why in refused]}
+
+
 class StorageUnavailable(StorageError):
     """The database cannot be reached, lost the connection, or is too busy: the
     request may be sent again (after :attr:`retry_after` seconds, the

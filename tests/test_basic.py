@@ -11,7 +11,7 @@ from backo_restful import DataModel, Engine, Ref, RefsList, Schema
 from backo_restful import exceptions as exc
 from backo_restful.api import basic
 from backo_restful.auth import HasRole
-from backo_restful.storage import PeeweeStorage
+from backo_restful.storage import Change, PeeweeStorage
 
 dm = DataModel("basic")
 
@@ -129,6 +129,9 @@ def errors() -> list[exc.BackoError]:
         exc.UnknownAction: exc.UnknownAction("jar", "open"),
         exc.MethodNotAllowed: exc.MethodNotAllowed("POST", ["GET", "HEAD"]),
         exc.ValidationFailed: exc.ValidationFailed({"type": ["Missing."]}),
+        exc.MigrationRefused: exc.MigrationRefused(
+            [(Change("drop_column", "jar", "name", None, True, "drop column"), "it loses data")]
+        ),
     }
     return [made.get(cls) or cls() for cls in classes()]
 

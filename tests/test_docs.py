@@ -316,6 +316,7 @@ def test_pages_exist() -> None:
         "docs/auth.md",
         "docs/objects.md",
         "docs/logging.md",
+        "docs/describe.md",
     ):
         assert name in names
 
@@ -410,7 +411,12 @@ PUBLIC = {
         *(f"Object.{name}" for name in ("id", "state", "save", "reload", "delete")),
         *(f"Object.{name}" for name in ("to_dict", "related")),
     ],
-    "backo_restful.storage": ["PeeweeStorage", "PeeweeStorage.statements"],
+    "backo_restful.storage": [
+        "PeeweeStorage",
+        "PeeweeStorage.statements",
+        *(f"PeeweeStorage.{name}" for name in ("create_tables", "plan", "migrate")),
+        "Change",
+    ],
     "backo_restful.logs": [
         "engine_logger",
         "storage_logger",

@@ -20,6 +20,8 @@ EXPECTED = {
     "InternalError": ("INTERNAL_ERROR", 500),
     "EventDepthExceeded": ("EVENT_DEPTH_EXCEEDED", 500),
     "StorageError": ("STORAGE_ERROR", 500),
+    "SchemaMismatch": ("SCHEMA_MISMATCH", 500),
+    "MigrationRefused": ("MIGRATION_REFUSED", 500),
     "StorageUnavailable": ("STORAGE_UNAVAILABLE", 503),
     "ConnectionLost": ("STORAGE_UNAVAILABLE", 503),
     "StorageConflict": ("TRANSACTION_CONFLICT", 503),

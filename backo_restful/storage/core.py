@@ -10,16 +10,18 @@ from playhouse.pool import PooledDatabase
 from ..exceptions import DeclarationError
 from .connections import PATTERN_TIMEOUT, database_from_url
 from .dialects import dialect_of
-from .writes import Writes
+from .migrations import Migrations
 
 
-class PeeweeStorage(Writes):
+class PeeweeStorage(Migrations):
     """Store collections in a relational database through Peewee.
 
     Built in layers, each in its own module: connections and transactions
     (:mod:`.connections`), tables (:mod:`.schema`), filter and sort compilation
-    (:mod:`.compiler`), reads (:mod:`.reads`) and writes (:mod:`.writes`); what
-    differs between databases is in :mod:`.dialects`.
+    (:mod:`.compiler`), reads (:mod:`.reads`), writes (:mod:`.writes`) and
+    migrations (:mod:`.migrations`, comparing with :mod:`.differences`); what
+    differs between databases is in :mod:`.dialects` (and, for migrations,
+    :mod:`.migrators`).
 
     :param db: a peewee ``Database`` or a URL (``sqlite:///path.db``,
         ``postgresql://user@host/db``, ``mysql://user@host/db``).

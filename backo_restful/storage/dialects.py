@@ -26,6 +26,7 @@ import peewee
 
 from ..exceptions import DeclarationError, PatternTooSlow
 from ..query import ascii_classes, compile_pattern
+from .migrators import MysqlMigrator, PostgresqlMigrator, SqliteMigrator
 
 
 class Failure(enum.Enum):
@@ -76,9 +77,15 @@ class Dialect:
     #: The ``LIMIT`` that keeps every row, for an ``OFFSET`` without a limit
     #: (None where ``OFFSET`` may stand alone).
     limit_all: ClassVar[int | None] = None
+    #: The schema migrator of the database (see :mod:`.migrators`).
+    migrator_class: ClassVar[type[Any]]
 
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
+
+    def migrator(self) -> Any:
+        """A :mod:`playhouse.migrate` migrator of the database."""
+        return self.migrator_class(self.db)
 
     @property
     def in_memory(self) -> bool:
@@ -174,6 +181,7 @@ class SqliteDialect(Dialect):
     # SQLite accepts references to tables not created yet.
     deferred_foreign_keys = False
     limit_all = -1
+    migrator_class = SqliteMigrator
 
     #: How often (in SQLite virtual machine steps) a bounded statement looks at the time.
     STEPS = 1000
@@ -256,6 +264,7 @@ class PostgresqlDialect(Dialect):
     # SQLite's and InnoDB's indexes end with the primary key already.
     id_suffixed_indexes = True
     time_limit_ends_with_transaction = True  # SET LOCAL
+    migrator_class = PostgresqlMigrator
 
     def adapt_column(self, column: peewee.Field) -> None:
         if isinstance(column, peewee.TextField | peewee.CharField):
@@ -369,6 +378,7 @@ class MysqlDialect(Dialect):
     name = "mysql"
     # MySQL has no OFFSET without LIMIT.
     limit_all = 2**63 - 1
+    migrator_class = MysqlMigrator
 
     def adapt_column(self, column: peewee.Field) -> None:
         column.field_type = _MYSQL_TYPES.get(column.field_type, column.field_type)  # type: ignore[misc]

@@ -17,7 +17,7 @@ from typing import Any
 import peewee
 from marshmallow import fields as ma
 
-from ..exceptions import DeclarationError, StorageError
+from ..exceptions import DeclarationError, SchemaMismatch, StorageError
 from ..kinds import SUPPORTED, kind_of, serializer
 from ..model import Collection, DataModel, LinkStorage, RelationInfo
 from ._utils import attr, field_name, foreign_key, identifier
@@ -242,34 +242,76 @@ class Schema(Connections):
         if self._tables_ready:
             return
         with self._schema_lock:
-            if self._tables_ready:
-                return
-            if self._model is None:
-                raise StorageError(message="The storage is not attached to a data model.")
-            with self._connection():
-                self._create_tables()
-            self._tables_ready = True
+            if not self._tables_ready:
+                self._ready_tables()
 
-    def _create_tables(self) -> None:
+    def create_tables(self) -> list[str]:
+        """Create the tables of the model the database lacks, as the first use of
+        the storage does; the names of the tables created.
+
+        :raises SchemaMismatch: if tables that exist lack columns the model
+            declares (:meth:`migrate` adds them).
+        """
+        with self._schema_lock:
+            return self._ready_tables()
+
+    def _ready_tables(self) -> list[str]:
+        if self._model is None:
+            raise StorageError(message="The storage is not attached to a data model.")
+        with self._translated(), self._connection():
+            created = self._create_tables()
+        self._tables_ready = True
+        return created
+
+    def _create_tables(self) -> list[str]:
         """Create the tables the database lacks, and learn which foreign keys it
-        enforces."""
+        enforces; the names of the tables created.
+
+        :raises SchemaMismatch: if tables that exist lack declared columns.
+        """
         if self._owned:
             self.dialect.tune()
         existing = set(self.db.get_tables())
         models = self._models()
-        created = [m for m in models if m._meta.table_name not in existing]
-        settings = self.dialect.table_settings()
-        for table in created:
-            table._meta.table_settings = settings
-            table.create_table(safe=True)
-        if self.dialect.deferred_foreign_keys:
-            for table in created:
-                for field in table._meta.refs:
-                    table._schema.create_foreign_key(field)
-        self._enforced = self._foreign_keys([m for m in models if m not in created])
+        kept = [m for m in models if m._meta.table_name in existing]
+        self._check_columns(kept)
+        created = [m for m in models if m not in kept]
+        self._create(created)
+        self._enforced = self._foreign_keys(kept)
         for table in created:
             for field in table._meta.refs:
                 self._enforced.add((table._meta.table_name, field.column_name))
+        return [table._meta.table_name for table in created]
+
+    def _create(self, tables: list[Any]) -> None:
+        """Create ``tables``, with their indexes and foreign keys."""
+        settings = self.dialect.table_settings()
+        for table in tables:
+            table._meta.table_settings = settings
+            table.create_table(safe=True)
+        if self.dialect.deferred_foreign_keys:
+            for table in tables:
+                for field in table._meta.refs:
+                    table._schema.create_foreign_key(field)
+
+    def _check_columns(self, tables: list[Any]) -> None:
+        """Refuse ``tables`` (which exist) if they lack columns the model declares:
+        a statement would fail on each later, with the database's own words."""
+        missing: dict[str, list[str]] = {}
+        for table in tables:
+            name = table._meta.table_name
+            present = {column.name for column in self.db.get_columns(name)}
+            lacking = [f.column_name for f in table._meta.sorted_fields]
+            lacking = [column for column in lacking if column not in present]
+            if lacking:
+                missing[name] = lacking
+        if missing:
+            names = ", ".join(f"{t}.{c}" for t, columns in missing.items() for c in columns)
+            raise SchemaMismatch(
+                f"The database lacks columns the model declares: {names}. Run "
+                "storage.migrate() (flask backo migrate) to add them.",
+                missing=missing,
+            )
 
     def _foreign_keys(self, tables: list[Any]) -> set[tuple[str, str]]:
         """``(table, column)`` of the foreign keys the database enforces on
