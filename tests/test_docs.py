@@ -11,6 +11,8 @@
   test client of a fresh app on a fresh SQLite file per app and page.
 - In a shown body, ``...`` stands for any text (as in doctests), for values that
   change from run to run: tokens, timestamps.
+- ``$ flask --app example.cookies backo ...`` runs a command of the app's command
+  line (Flask's CLI runner); its output is compared as text, ``...`` included.
 - ``$ NAME=$(curl ... | jq -r .key)`` runs the request, which must succeed, and
   keeps ``key`` of its JSON body in the shell variable ``NAME``; later commands of
   the page use it as ``$NAME`` or ``${NAME}`` (outside single quotes, as in a shell).
@@ -242,6 +244,20 @@ def check_response(curl: Curl, response: Any) -> None:
     assert _ellipsis_match(_canonical(shown, where), got), f"{where}: got {text}"
 
 
+def check_cli(app: Any, name: str, command: Command) -> None:
+    """Run ``flask --app <name> ...`` through the app's CLI runner and compare its
+    output (text, ``...`` standing for any text) with the one shown."""
+    args = shlex.split(command.text)[1:]
+    if args[:1] == ["--app"]:
+        assert args[1] == name, f"{command.where}: the block's app is {name}"
+        args = args[2:]
+    result = app.test_cli_runner().invoke(args=args)
+    shown = "\n".join(command.expected).strip()
+    got = result.output.strip()
+    assert result.exit_code == 0, f"{command.where}: exit {result.exit_code}: {got}"
+    assert _ellipsis_match(shown, got), f"{command.where}: got\n{got}"
+
+
 def _ellipsis_match(want: str, got: str) -> bool:
     """Whether ``got`` is ``want``, each ``...`` of which stands for any text."""
     if "..." not in want:
@@ -273,6 +289,10 @@ def replay(page: Path, tmp_path: Path) -> int:
             clients[block.app] = module.create_app(f"sqlite:///{database}").test_client()
         client = clients[block.app]
         for command in commands(block):
+            if command.text.startswith("flask "):
+                check_cli(client.application, block.app, command)
+                count += 1
+                continue
             capture = _CAPTURE.match(command.text)
             text = capture.group(2) if capture else command.text
             curl = parse_curl(expand(text, variables, command.where), command.where)
@@ -430,6 +450,7 @@ PUBLIC = {
         "error_response",
     ],
     "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
+    "backo_restful.api.cli": ["backo", "apis_of", "engines_of"],
     "backo_restful.api.flask": ["Api", "Resource", "Resource.caller"],
     "backo_restful.api.docs_page": ["register", "swagger_ui_folder"],
     "backo_restful.auth": [

@@ -47,6 +47,8 @@ from ..logs import http_logger, request_id
 from ..model import Collection
 from ..query import COUNT_MODES, parse_args, parse_json
 from . import basic, docs_page
+from .cli import APIS_KEY
+from .cli import backo as backo_commands
 from .flask_auth import caller_of
 
 #: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
@@ -135,6 +137,11 @@ class Api(flask_restful.Api):
 
     def _configure(self, app: Any, target: Any) -> None:
         app.url_map.converters.setdefault("backo_id", IdConverter)
+        apis = app.extensions.setdefault(APIS_KEY, [])
+        if self not in apis:
+            apis.append(self)
+        if "backo" not in app.cli.commands:
+            app.cli.add_command(backo_commands)
         if self.auth is not None:
             self.auth.init_app(app)
             # current_user in the app's own views: a bad token is a JSON 401 there too.
@@ -296,13 +303,18 @@ def _allowed_here(error: HTTPException) -> str | None:
     except HTTPException:
         return allow
     view_class = getattr(current_app.view_functions.get(rule.endpoint), "view_class", None)
+    methods = allowed_methods(view_class, "id_" in args)
+    return ", ".join(methods) if methods else allow
+
+
+def allowed_methods(view_class: Any, item: bool) -> list[str] | None:
+    """The methods a route of this API serves (None: not one of its own), for
+    ``Allow``: ``item`` for an item route."""
     if view_class is ModelDescription:
-        return _MODEL_META_ALLOW
-    if not (isinstance(view_class, type) and issubclass(view_class, Resource)):
-        return allow
-    if view_class.model:
-        return ", ".join(_ALLOWED[view_class.route, "id_" in args])
-    return allow
+        return _MODEL_META_ALLOW.split(", ")
+    if isinstance(view_class, type) and issubclass(view_class, Resource) and view_class.model:
+        return _ALLOWED[view_class.route, item]
+    return None
 
 
 def _unauthorized(error: Unauthorized) -> Response:

@@ -1,0 +1,117 @@
+"""The ``flask backo`` commands, through Flask's CLI runner, on every backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask
+
+from backo_restful import Engine
+from backo_restful.api.flask import Api, Resource
+from backo_restful.storage import PeeweeStorage
+from tests.test_migrations import populate, version_1, version_2
+
+
+def make_app(engine: Engine, **kwargs: Any) -> Flask:
+    app = Flask("cli")
+    api = Api(app, engine=engine, **kwargs)
+    for collection in engine.model.collections.values():
+        resource = type(f"{collection.name}_resource", (Resource,), {"model": collection})
+        api.add_resource(resource, f"/{collection.name}")
+    return app
+
+
+def run(app: Flask, *args: str) -> Any:
+    return app.test_cli_runner().invoke(args=["backo", *args])
+
+
+def test_create_tables(database: Any) -> None:
+    engine = Engine(version_1(), PeeweeStorage(database))
+    app = make_app(engine)
+    result = run(app, "create-tables")
+    assert result.exit_code == 0, result.output
+    assert result.output == "created jar\ncreated cookie\n"
+    assert {"jar", "cookie"} <= set(database.get_tables())
+    result = run(app, "create-tables")
+    assert result.output == "shop: every table exists\n"
+
+
+def test_migrate_shows_the_plan_then_applies_it(database: Any) -> None:
+    populate(database)
+    engine = Engine(version_2(), PeeweeStorage(database))
+    app = make_app(engine)
+    plan = [str(change) for change in engine.storage.plan()]
+    assert plan
+    result = run(app, "migrate")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        *(f"+ {change}" for change in plan),
+        "Run `flask backo migrate --apply` to apply the changes.",
+    ]
+    assert engine.storage.plan() != []  # only shown
+    assert run(app, "migrate", "--check").exit_code == 1
+    result = run(app, "migrate", "--apply")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"shop: {len(plan)} changes applied"
+    assert engine.storage.plan() == []
+    assert engine.get("cookie", 1)[0]["colour"] == "brown"
+    result = run(app, "migrate", "--check")
+    assert (result.exit_code, result.output) == (0, "shop: the database matches the model\n")
+
+
+def test_a_refused_migration_applies_nothing(database: Any) -> None:
+    populate(database)
+    shrunk = version_1()
+    # The same model without Cookie.weight: dropping its column loses data.
+    del shrunk.collections["cookie"].schema_class._declared_fields["weight"]
+    engine = Engine(shrunk, PeeweeStorage(database))
+    app = make_app(engine)
+    result = run(app, "migrate")
+    assert result.output.startswith("! drop column cookie.weight")
+    result = run(app, "migrate", "--apply")
+    assert result.exit_code == 1
+    assert "Migration refused, nothing was applied" in result.output
+    assert "cookie.weight" in result.output
+    assert "weight" in [c.name for c in database.get_columns("cookie")]
+    result = run(app, "migrate", "--apply", "--allow-destructive")
+    assert result.exit_code == 0, result.output
+    assert "weight" not in [c.name for c in database.get_columns("cookie")]
+    assert engine.get("cookie", 1)[0] == {"id": 1, "type": "oat", "jar": 1}
+
+
+def test_routes(database: Any) -> None:
+    app = make_app(Engine(version_1(), PeeweeStorage(database)))
+    result = run(app, "routes")
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert lines[:4] == [
+        "GET, HEAD, OPTIONS /_meta the model's description",
+        "GET, HEAD, OPTIONS, POST /cookie cookie: collection",
+        "DELETE, GET, HEAD, OPTIONS, PATCH, PUT /cookie/<id_> cookie: object",
+        "OPTIONS, POST /cookie/_check cookie: check of a create",
+    ]
+    assert "OPTIONS, POST /jar/<id_>/_check jar: check of a PATCH" in lines
+    # Action routes are listed by action: this model declares none.
+    assert len(lines) == 13 and not any("_actions" in line for line in lines)
+
+
+def test_routes_name_each_action() -> None:
+    from example.shop import create_app
+
+    lines = [
+        " ".join(line.split())
+        for line in run(create_app("sqlite://"), "routes").output.splitlines()
+    ]
+    assert "OPTIONS, POST /order/<id_>/_actions/pay order: action of an object" in lines
+
+
+def test_routes_of_a_blueprint_with_a_prefix(database: Any) -> None:
+    engine = Engine(version_1(), PeeweeStorage(database))
+    blueprint = Blueprint("v1", __name__, url_prefix="/v1")
+    api = Api(blueprint, engine=engine, prefix="/api")
+    api.add_resource(type("jar_resource", (Resource,), {"model": engine.model.get("jar")}), "/jar")
+    app = Flask("cli")
+    app.register_blueprint(blueprint)
+    lines = [" ".join(line.split()) for line in run(app, "routes").output.splitlines()]
+    assert "GET, HEAD, OPTIONS, POST /v1/api/jar jar: collection" in lines
+    assert "GET, HEAD, OPTIONS /v1/api/_meta the model's description" in lines
