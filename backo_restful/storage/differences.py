@@ -211,9 +211,13 @@ class Comparison:
         where = f"{table}.{column.column_name}"
         new, old = declared_type(column, self.stored), reflected_type(present)
         if new is not None and old is not None and new != old:
-            destructive = narrowing(old, new)
+            # Shorter text loses nothing: migrate() refuses it while a value is longer.
+            checked = old[0] == new[0] == "text" and narrowing(old, new)
+            destructive = narrowing(old, new) and not checked
             description = f"change the type of {where} from {label(old)} to {label(new)}"
-            if destructive:
+            if checked:
+                description += " (every value must fit)"
+            elif destructive:
                 description += " (values may not fit)"
             kind, name = "change_type", column.column_name
             yield Step(Change(kind, table, name, None, destructive, description), column, type=old)
