@@ -46,6 +46,7 @@ from ..model import Collection
 from ..query import COUNT_MODES, parse_args, parse_json
 from . import basic
 from .flask_auth import caller_of
+from .openapi import Route, openapi_document
 
 #: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
 DEFAULT_MAX_BODY = 10 * 2**20
@@ -59,6 +60,10 @@ CONFIG_DEFAULTS = {
     "BACKO_COUNT": "estimate",
     "BACKO_MAX_BATCH": basic.DEFAULT_MAX_BATCH,
     "BACKO_MAX_BODY": DEFAULT_MAX_BODY,
+    "BACKO_OPENAPI": False,
+    "BACKO_OPENAPI_TITLE": None,
+    "BACKO_OPENAPI_VERSION": "1.0.0",
+    "BACKO_OPENAPI_SERVERS": (),
 }
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
@@ -75,6 +80,9 @@ class Api(flask_restful.Api):
         Each request's caller (a :class:`~backo_restful.auth.User`, anonymous
         without a token or without ``auth``) is the ``auth`` of the engine calls,
         so the model's permissions always apply over HTTP.
+    :param openapi: serve the API's OpenAPI document at ``<prefix>/openapi.json``
+        (see :func:`~backo_restful.api.openapi.openapi_document`); None: as the
+        ``BACKO_OPENAPI`` setting says.
     :param kwargs: passed to ``flask_restful.Api``. ``catch_all_404s`` defaults to
         True, so unknown routes get the JSON error body too.
     """
@@ -85,23 +93,25 @@ class Api(flask_restful.Api):
         *,
         engine: Engine | None = None,
         auth: JWTAuth | None = None,
+        openapi: bool | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("catch_all_404s", True)
         self.engine = engine
         self.auth = auth
+        self.openapi = openapi
         super().__init__(app, **kwargs)
 
     def init_app(self, app: Flask | Blueprint) -> None:
         """Register the API on ``app`` (or a blueprint) and read its ``BACKO_*`` settings."""
         if isinstance(app, Blueprint):
-            app.record_once(lambda state: self._configure(state.app))
+            app.record_once(lambda state: self._configure(state.app, state.add_url_rule))
         else:
-            self._configure(app)
+            self._configure(app, app.add_url_rule)
         _log_requests(app)
         super().init_app(app)
 
-    def _configure(self, app: Any) -> None:
+    def _configure(self, app: Any, add_url_rule: Any) -> None:
         if self.auth is not None:
             self.auth.init_app(app)
             # current_user in the app's own views: a bad token is a JSON 401 there too.
@@ -110,11 +120,34 @@ class Api(flask_restful.Api):
         if settings["BACKO_COUNT"] not in COUNT_MODES:
             raise DeclarationError(f"BACKO_COUNT is one of {', '.join(COUNT_MODES)}")
         app.extensions.setdefault("backo_restful", {})[id(self)] = settings
+        if self.openapi if self.openapi is not None else settings["BACKO_OPENAPI"]:
+            # Each Api of an app has its own document, next to its routes.
+            endpoint = f"backo_openapi_{len(app.extensions['backo_restful'])}"
+            add_url_rule(f"{self.prefix}/openapi.json", endpoint, self._openapi_json)
 
     def settings(self) -> dict[str, Any]:
         """This API's ``BACKO_*`` settings, as read from the current app."""
         state = current_app.extensions.get("backo_restful", {}).get(id(self))
         return state if state is not None else dict(CONFIG_DEFAULTS)
+
+    def routes(self) -> list[Route]:
+        """The URL rules of the current app by which this API serves collections."""
+        result = []
+        for rule in current_app.url_map.iter_rules():
+            view = current_app.view_functions.get(rule.endpoint)
+            view_class = getattr(view, "view_class", None)
+            if not (isinstance(view_class, type) and issubclass(view_class, Resource)):
+                continue
+            if not view_class.model or rule.endpoint.rpartition(".")[2] not in self.endpoints:
+                continue
+            kind = "item" if "id_" in rule.arguments else "collection"
+            if view_class.actions_route:
+                kind += "_actions"
+            result.append(Route(rule.rule, view_class.model, kind))
+        return sorted(result, key=lambda route: route.rule)
+
+    def _openapi_json(self) -> Response:
+        return Response(json.dumps(openapi_document(self)) + "\n", mimetype="application/json")
 
     def add_resource(self, resource: type, *urls: str, **kwargs: Any) -> None:
         """Add ``resource``; a :class:`Resource` with a ``model`` also gets
