@@ -34,6 +34,7 @@ from ..engine import Engine, default_engine
 from ..exceptions import (
     BackoError,
     BodyTooLarge,
+    ClientError,
     DeclarationError,
     InvalidJSON,
     MethodNotAllowed,
@@ -177,8 +178,13 @@ class Api(flask_restful.Api):
         super().add_resource(actions, *paths, **kwargs)
 
     def handle_error(self, e: Exception) -> Response:
-        """Turn any exception on the API's routes into the shared JSON error body."""
-        got_request_exception.send(current_app._get_current_object(), exception=e)  # type: ignore[attr-defined]
+        """Turn any exception on the API's routes into the shared JSON error body.
+
+        The server's own failures are sent to Flask's ``got_request_exception``
+        (error trackers listen there), as Flask does: the client's errors are not.
+        """
+        if not isinstance(e, (ClientError, HTTPException)):
+            got_request_exception.send(current_app._get_current_object(), exception=e)  # type: ignore[attr-defined]
         if not isinstance(e, (BackoError, HTTPException)) and current_app.config.get(
             "PROPAGATE_EXCEPTIONS"
         ):
