@@ -140,8 +140,20 @@ def condition2properties(self: Any, field: fields.Field, **kwargs: Any) -> dict[
     }
 
 
+def naive2properties(self: Any, field: fields.Field, ret: dict[str, Any]) -> dict[str, Any]:
+    """Converter function of a ``DateTime`` without a time zone: its values are
+    ISO 8601 without an offset, which JSON Schema's ``date-time`` (RFC 3339) is not."""
+    naive = isinstance(field, fields.DateTime) and not isinstance(field, fields.AwareDateTime)
+    if not naive or field.format not in (None, "iso", "iso8601"):  # type: ignore[attr-defined]
+        return {}
+    ret.pop("format", None)  # as apispec's own field2nullable takes "$ref" out
+    return {"pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$"}
+
+
 #: The converter functions to add to the marshmallow plugin's converter.
-CONVERTER_FUNCTIONS = (link2properties, schemaref2properties, condition2properties)
+CONVERTER_FUNCTIONS = (
+    naive2properties, link2properties, schemaref2properties, condition2properties,
+)  # fmt: skip
 
 
 class _Strict(marshmallow.Schema):
@@ -268,7 +280,9 @@ def create_schema(
             )
             continue
         if isinstance(field, Computed):
-            field = _copy(field.field, required=False, data_key=field.data_key, allow_none=True)
+            field = _copy(
+                field.field, required=False, data_key=field.data_key, allow_none=field.allow_none
+            )
         declared[field_name] = _copy(field, load_only=False)
     return type(name, (_Strict,), declared)
 
