@@ -316,6 +316,7 @@ def test_pages_exist() -> None:
         "docs/auth.md",
         "docs/objects.md",
         "docs/logging.md",
+        "docs/describe.md",
     ):
         assert name in names
 
@@ -419,7 +420,8 @@ PUBLIC = {
     ],
     "backo_restful.api.basic": ["get", "post", "put", "patch", "delete", "act", "error_response"],
     "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
-    "backo_restful.api.flask": ["Api", "Resource", "Resource.caller"],
+    "backo_restful.api.flask": ["Api", "Api.routes", "Resource", "Resource.caller"],
+    "backo_restful.api.openapi": ["openapi_document", "Route", "OPENAPI_VERSION"],
     "backo_restful.auth": [
         *importlib.import_module("backo_restful.auth").__all__,
         *(f"JWTAuth.{name}" for name in ("init_app", "token_of", "verify", "authenticate")),

@@ -125,7 +125,10 @@ def openapi_document(api: Api, app: Any = None) -> dict[str, Any]:
     builder = Builder(spec, plugin.converter, settings, api.auth)
     for route in api.routes():
         builder.add(route)
-    return spec.to_dict()
+    document = spec.to_dict()
+    # The usual order: what it is, then the paths, then what they refer to.
+    order = ("openapi", "info", "servers", "security", "tags", "paths", "components")
+    return {key: document[key] for key in order if key in document} | document
 
 
 class Builder:
