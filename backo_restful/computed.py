@@ -41,8 +41,10 @@ class Computed(fields.Field):
         sql: Callable[[Any], Any] | None = None,
         data_key: str | None = None,
     ) -> None:
-        # None is loaded as given: a read-only field may echo a null it read.
-        super().__init__(data_key=data_key, allow_none=True)
+        # A read-only field may echo the null it read; a null given to a setter
+        # is the inner field's to allow, like any other value.
+        nullable = set is None or getattr(field, "allow_none", False)
+        super().__init__(data_key=data_key, allow_none=nullable)
         if isinstance(field, fields.Field):
             self.metadata = field.metadata  # can_read, can_modify: the inner field's
         self.field = field

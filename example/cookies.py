@@ -40,7 +40,7 @@ def create_app(database: str = "sqlite:///cookies.db") -> Flask:
     """The cookies API on ``database`` (any database URL that PeeweeStorage takes)."""
     engine = Engine(dm, PeeweeStorage(database))
     app = Flask(__name__)
-    api = Api(app, engine=engine)
+    api = Api(app, engine=engine, openapi=True)
     api.add_resource(JarResource, "/jar")
     api.add_resource(CookieResource, "/cookie")
     return app

@@ -56,7 +56,7 @@ def create_app(database: str = "sqlite:///family.db") -> Flask:
     """The family API on ``database`` (any database URL that PeeweeStorage takes)."""
     engine = Engine(dm, PeeweeStorage(database))
     app = Flask(__name__)
-    api = Api(app, engine=engine)
+    api = Api(app, engine=engine, openapi=True)
     api.add_resource(MaleResource, "/male")
     api.add_resource(FemaleResource, "/female")
     api.add_resource(ChildResource, "/child")

@@ -45,7 +45,7 @@ def create_app(database: str = "sqlite:///library.db") -> Flask:
     """The library API on ``database`` (any database URL that PeeweeStorage takes)."""
     engine = Engine(dm, PeeweeStorage(database))
     app = Flask(__name__)
-    api = Api(app, engine=engine)
+    api = Api(app, engine=engine, openapi=True)
     api.add_resource(BookResource, "/book")
     api.add_resource(AuthorResource, "/author")
     return app

@@ -74,7 +74,7 @@ def create_app(database: str = "sqlite:///notes.db") -> Flask:
     app = Flask(__name__)
     # Keep the keys of the error body in their order: code, message, details.
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    api = Api(app, engine=engine, auth=auth)
+    api = Api(app, engine=engine, auth=auth, openapi=True)
     api.add_resource(UserResource, "/user")
     api.add_resource(NoteResource, "/note")
 

@@ -97,7 +97,7 @@ def create_app(database: str = "sqlite:///shop.db") -> Flask:
     """The shop API on ``database`` (any database URL that PeeweeStorage takes)."""
     engine = Engine(dm, PeeweeStorage(database))
     app = Flask(__name__)
-    api = Api(app, engine=engine)
+    api = Api(app, engine=engine, openapi=True)
     api.add_resource(ProductResource, "/product")
     api.add_resource(OrderResource, "/order")
     api.add_resource(ReceiptResource, "/receipt")

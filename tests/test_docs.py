@@ -451,8 +451,9 @@ PUBLIC = {
     ],
     "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
     "backo_restful.api.cli": ["backo", "apis_of", "engines_of"],
-    "backo_restful.api.flask": ["Api", "Resource", "Resource.caller"],
+    "backo_restful.api.flask": ["Api", "Api.routes", "Resource", "Resource.caller"],
     "backo_restful.api.docs_page": ["register", "swagger_ui_folder"],
+    "backo_restful.api.openapi": ["openapi_document", "Route", "OPENAPI_VERSION"],
     "backo_restful.auth": [
         *importlib.import_module("backo_restful.auth").__all__,
         *(f"JWTAuth.{name}" for name in ("init_app", "token_of", "verify", "authenticate")),

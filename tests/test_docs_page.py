@@ -364,7 +364,7 @@ def test_without_swagger_ui_py_the_page_fails_early(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     docs_page._files.cache_clear()
     try:
-        with pytest.raises(DeclarationError, match=r"pip install 'backo_restful\[openapi\]'"):
+        with pytest.raises(DeclarationError, match=r"pip install swagger-ui-py"):
             Api(Flask(__name__), openapi=True)
     finally:
         monkeypatch.undo()

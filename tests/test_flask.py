@@ -8,7 +8,7 @@ from typing import Any
 
 import flask_restful
 import pytest
-from flask import Flask, abort, request
+from flask import Flask, abort, got_request_exception, request
 
 from backo_restful.api import basic
 from backo_restful.api.flask import Api, Resource
@@ -205,6 +205,41 @@ def test_errors_have_the_same_shape_in_debug_and_production(make_engine: Any, de
     check_error(client.get("/nowhere"), 404, "NOT_FOUND")
     err = check_error(client.get("/broken"), 500, "INTERNAL_ERROR")
     assert "a bug" not in json.dumps(err)
+
+
+def test_only_server_failures_are_sent_to_got_request_exception(make_engine: Any) -> None:
+    # Error trackers listen to got_request_exception: as for Flask's own
+    # handler, a client's error (a 404, a 400, a 405) is not an exception of the
+    # server. schemathesis, over WSGI, re-raised each 4xx of the API as a crash.
+    app = Flask("signals")
+    app.logger.disabled = True
+    api = Api(app, engine=make_engine(models.cookies))
+
+    class Cookie(Resource):
+        model = models.cookies.object("cookie")
+
+    class Broken(Resource):
+        model = models.cookies.object("jar")
+
+        def get(self, id_: str | None = None) -> Any:
+            raise RuntimeError("a bug in the application")
+
+    api.add_resource(Cookie, "/cookie")
+    api.add_resource(Broken, "/broken")
+    sent: list[BaseException] = []
+
+    def record(sender: Any, exception: BaseException, **extra: Any) -> None:
+        sent.append(exception)
+
+    client = app.test_client()
+    with got_request_exception.connected_to(record, app):
+        check_error(client.get("/cookie/5"), 404, "OBJECT_DOES_NOT_EXIST")
+        check_error(client.get("/cookie?colour=blue"), 400, "UNKNOWN_PARAMETER")
+        check_error(client.put("/cookie", json={}), 405, "METHOD_NOT_ALLOWED")
+        check_error(client.get("/nowhere"), 404, "NOT_FOUND")
+        assert sent == []
+        check_error(client.get("/broken"), 500, "INTERNAL_ERROR")
+    assert [type(error) for error in sent] == [RuntimeError]
 
 
 def test_plain_flask_restful_resources_keep_working(make_engine: Any) -> None:

@@ -130,9 +130,10 @@ def _routes_of(app: Flask, api: Api) -> list[tuple[str, str, str]]:
         if getattr(view_class, "route", None) == "actions":
             # One line per action the model declares there (none: no line).
             for name in _actions(view_class.model, item):
-                rows.append((methods, url.replace("<action>", name), _served(view_class, item)))
+                served = _served(view_class, item, endpoint)
+                rows.append((methods, url.replace("<action>", name), served))
             continue
-        rows.append((methods, url, _served(view_class, item)))
+        rows.append((methods, url, _served(view_class, item, endpoint)))
     # Each collection's routes together: its own, then those of its objects.
     return sorted(rows, key=lambda row: (row[1].replace("/<id_>", ""), "<id_>" in row[1]))
 
@@ -144,7 +145,15 @@ def _actions(collection: Collection, item: bool) -> list[str]:
     return [a.name for a in declared if a.collection == collection.name and a.on == on]
 
 
-def _served(view_class: Any, item: bool) -> str:
+#: What the routes of an Api that are not a collection's serve, by endpoint.
+_SERVED = {
+    "backo_openapi": "the OpenAPI document",
+    "backo_docs": "the docs page",
+    "backo_docs_file": "the docs page's files",
+}
+
+
+def _served(view_class: Any, item: bool, endpoint: str) -> str:
     """What a route serves, in a few words."""
     from .flask import ModelDescription
 
@@ -152,7 +161,8 @@ def _served(view_class: Any, item: bool) -> str:
         return "the model's description"
     model = getattr(view_class, "model", None)
     if model is None:
-        return getattr(view_class, "__name__", "")
+        prefix = "backo_openapi" if endpoint.startswith("backo_openapi") else endpoint
+        return _SERVED.get(prefix, getattr(view_class, "__name__", ""))
     route = view_class.route
     what = {
         "model": "object" if item else "collection",

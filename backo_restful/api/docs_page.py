@@ -179,7 +179,8 @@ def swagger_ui_folder() -> Path:
     spec = importlib.util.find_spec("swagger_ui")
     if spec is None or not spec.submodule_search_locations:
         raise DeclarationError(
-            "The docs page needs the swagger-ui-py package: pip install 'backo_restful[openapi]'"
+            "The docs page needs the swagger-ui-py package (a dependency of "
+            "backo_restful): pip install swagger-ui-py"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "static"
 

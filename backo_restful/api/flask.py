@@ -9,10 +9,8 @@ on the API's routes, in debug and production alike, is the shared JSON body.
 from __future__ import annotations
 
 import json
-import logging
 import re
-import time
-import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import flask_restful
@@ -21,7 +19,6 @@ from flask import (
     Flask,
     Response,
     current_app,
-    g,
     got_request_exception,
     request,
     url_for,
@@ -35,6 +32,7 @@ from ..engine import Engine, default_engine
 from ..exceptions import (
     BackoError,
     BodyTooLarge,
+    ClientError,
     DeclarationError,
     InvalidBody,
     InvalidJSON,
@@ -43,13 +41,14 @@ from ..exceptions import (
     UnknownParameter,
     UnsupportedMediaType,
 )
-from ..logs import http_logger, request_id
 from ..model import Collection
 from ..query import COUNT_MODES, parse_args, parse_json
 from . import basic, docs_page
 from .cli import APIS_KEY
 from .cli import backo as backo_commands
 from .flask_auth import caller_of
+from .flask_logging import log_requests
+from .openapi import Route, openapi_document
 
 #: The largest request body a write takes, in bytes (``BACKO_MAX_BODY``).
 DEFAULT_MAX_BODY = 10 * 2**20
@@ -64,6 +63,9 @@ CONFIG_DEFAULTS = {
     "BACKO_MAX_BATCH": basic.DEFAULT_MAX_BATCH,
     "BACKO_MAX_BODY": DEFAULT_MAX_BODY,
     "BACKO_OPENAPI": False,
+    "BACKO_OPENAPI_TITLE": None,
+    "BACKO_OPENAPI_VERSION": "1.0.0",
+    "BACKO_OPENAPI_SERVERS": (),
 }
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
@@ -99,8 +101,9 @@ class Api(flask_restful.Api):
         Each request's caller (a :class:`~backo_restful.auth.User`, anonymous
         without a token or without ``auth``) is the ``auth`` of the engine calls,
         so the model's permissions always apply over HTTP.
-    :param openapi: serve ``openapi.json`` and the docs page (``docs``) on the
-        API's prefix; None leaves it to the ``BACKO_OPENAPI`` setting.
+    :param openapi: serve the API's OpenAPI document at ``<prefix>/openapi.json``
+        (see :func:`~backo_restful.api.openapi.openapi_document`) and the docs
+        page at ``<prefix>/docs``; None: as the ``BACKO_OPENAPI`` setting says.
     :param kwargs: passed to ``flask_restful.Api``. ``catch_all_404s`` defaults to
         True, so unknown routes get the JSON error body too.
     """
@@ -132,7 +135,7 @@ class Api(flask_restful.Api):
             app.record_once(lambda state: self._configure(state.app, state))
         else:
             self._configure(app, app)
-        _log_requests(app)
+        log_requests(app)
         super().init_app(app)
 
     def _configure(self, app: Any, target: Any) -> None:
@@ -165,15 +168,39 @@ class Api(flask_restful.Api):
         )
         self.endpoints.update((endpoint, *docs_page.register(target, self.prefix)))
 
-    def _openapi_json(self) -> Response:
-        from .openapi import openapi_document  # type: ignore[import-not-found]
-
-        return Response(json.dumps(openapi_document(self)) + "\n", 200, mimetype="application/json")
-
     def settings(self) -> dict[str, Any]:
         """This API's ``BACKO_*`` settings, as read from the current app."""
         state = current_app.extensions.get("backo_restful", {}).get(id(self))
         return state if state is not None else dict(CONFIG_DEFAULTS)
+
+    def routes(self) -> list[Route]:
+        """The URL rules of the current app by which this API serves collections,
+        sorted by rule."""
+        result = []
+        for rule, view_class in self._rules():
+            if not (isinstance(view_class, type) and issubclass(view_class, Resource)):
+                continue
+            if view_class.model:
+                kind = "item" if "id_" in rule.arguments else "collection"
+                if view_class.route != "model":
+                    kind += f"_{view_class.route}"
+                result.append(Route(rule.rule, view_class.model, kind))
+        return sorted(result, key=lambda route: route.rule)
+
+    def description_rules(self) -> list[str]:
+        """The URL rules of the current app by which this API serves the model's
+        description (``/_meta`` on its prefix)."""
+        return [rule.rule for rule, view_class in self._rules() if view_class is ModelDescription]
+
+    def _rules(self) -> Iterator[tuple[Any, Any]]:
+        """The current app's URL rules of this API, with their view classes."""
+        for rule in current_app.url_map.iter_rules():
+            if rule.endpoint.rpartition(".")[2] in self.endpoints:
+                view = current_app.view_functions.get(rule.endpoint)
+                yield rule, getattr(view, "view_class", None)
+
+    def _openapi_json(self) -> Response:
+        return Response(json.dumps(openapi_document(self)) + "\n", mimetype="application/json")
 
     def add_resource(self, resource: type, *urls: str, **kwargs: Any) -> None:
         """Add ``resource``; a :class:`Resource` with a ``model`` also gets
@@ -206,8 +233,13 @@ class Api(flask_restful.Api):
             super().add_resource(special, *paths, **kwargs)
 
     def handle_error(self, e: Exception) -> Response:
-        """Turn any exception on the API's routes into the shared JSON error body."""
-        got_request_exception.send(current_app._get_current_object(), exception=e)  # type: ignore[attr-defined]
+        """Turn any exception on the API's routes into the shared JSON error body.
+
+        The server's own failures are sent to Flask's ``got_request_exception``
+        (error trackers listen there), as Flask does: the client's errors are not.
+        """
+        if not isinstance(e, (ClientError, HTTPException)):
+            got_request_exception.send(current_app._get_current_object(), exception=e)  # type: ignore[attr-defined]
         if not isinstance(e, (BackoError, HTTPException)) and current_app.config.get(
             "PROPAGATE_EXCEPTIONS"
         ):
@@ -244,50 +276,6 @@ class Api(flask_restful.Api):
         if status == 401:
             response = self.unauthorized(response)
         return response
-
-
-#: The apps and blueprints whose requests are logged (each once, whatever its APIs).
-_LOGGED: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _log_requests(app: Flask | Blueprint) -> None:
-    """Give each request of ``app`` an id (``X-Request-Id``) and, on the
-    ``backo_restful.http`` logger, one record."""
-    if app in _LOGGED:
-        return
-    _LOGGED.add(app)
-    app.before_request(_request_started)
-    app.after_request(_request_finished)
-
-
-def _request_started() -> None:
-    g._backo_started = time.perf_counter()
-
-
-def _request_finished(response: Response) -> Response:
-    """Send the request id back, and log the request (method, path, status, time)."""
-    rid = request_id(request.headers.get("X-Request-Id"))
-    response.headers["X-Request-Id"] = rid
-    if http_logger.isEnabledFor(logging.INFO):
-        # Another before_request may have answered before ours ran.
-        start = g.get("_backo_started") or time.perf_counter()
-        duration_ms = round((time.perf_counter() - start) * 1000, 3)
-        http_logger.info(
-            "%s %s %s %.1f ms [%s]",
-            request.method,
-            request.path,
-            response.status_code,
-            duration_ms,
-            rid,
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": duration_ms,
-                "request_id": rid,
-            },
-        )
-    return response
 
 
 def _allowed_here(error: HTTPException) -> str | None:
