@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Flask
@@ -115,3 +116,35 @@ def test_routes_of_a_blueprint_with_a_prefix(database: Any) -> None:
     lines = [" ".join(line.split()) for line in run(app, "routes").output.splitlines()]
     assert "GET, HEAD, OPTIONS, POST /v1/api/jar jar: collection" in lines
     assert "GET, HEAD, OPTIONS /v1/api/_meta the model's description" in lines
+
+
+def test_openapi_prints_the_document_and_nothing_else(database: Any) -> None:
+    from openapi_spec_validator import validate
+
+    engine = Engine(version_1(), PeeweeStorage(database))
+    app = make_app(engine, openapi=True)
+    result = app.test_cli_runner().invoke(args=["backo", "openapi"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    validate(document)
+    assert document == app.test_client().get("/openapi.json").get_json()
+    assert result.stderr == ""
+    # The command describes the API whether it serves the document or not.
+    assert json.loads(run(make_app(engine), "openapi").output)["paths"] == document["paths"]
+
+
+def test_openapi_of_one_api_among_several(database: Any) -> None:
+    engine = Engine(version_1(), PeeweeStorage(database))
+    app = Flask("two")
+    for prefix, name in (("/v1", "jar"), ("/v2", "cookie")):
+        api = Api(app, engine=engine, prefix=prefix)
+        resource = type(f"{name}_{prefix[1:]}", (Resource,), {"model": engine.model.get(name)})
+        api.add_resource(resource, f"/{name}")
+    result = run(app, "openapi")
+    assert result.exit_code == 1
+    assert "Name one Api with --prefix (the app's Api prefixes: '/v1', '/v2')" in result.output
+    result = run(app, "openapi", "--prefix", "/v2")
+    assert result.exit_code == 0
+    assert "/v2/cookie" in json.loads(result.output)["paths"]
+    result = run(app, "openapi", "--prefix", "/v3")
+    assert "No Api has this prefix" in result.output

@@ -1,12 +1,13 @@
 """The ``flask backo`` commands of an app that serves a backo_restful :class:`Api`.
 
-``flask backo create-tables``, ``flask backo migrate`` (the plan; ``--apply`` to
-run it), ``flask backo openapi`` (the OpenAPI document on stdout) and
-``flask backo routes``. The :class:`Api` adds them to its app's command line.
+``flask backo routes``, ``flask backo create-tables``, ``flask backo migrate``
+(the plan; ``--apply`` to run it) and ``flask backo openapi`` (the OpenAPI
+document on stdout). The :class:`Api` adds them to its app's command line.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,29 @@ def migrate(apply_: bool, allow_destructive: bool, check: bool) -> None:
         click.echo("Run `flask backo migrate --apply` to apply the changes.")
         if check:
             raise click.exceptions.Exit(1)
+
+
+@backo.command("openapi")
+@click.option(
+    "--prefix",
+    default=None,
+    help="The prefix of the Api to describe, when the app serves several.",
+)
+def openapi(prefix: str | None) -> None:
+    """Print the OpenAPI 3.1 document of the API (JSON, and nothing else, on stdout)."""
+    from .openapi import openapi_document
+
+    apis = apis_of(current_app)
+    if prefix is not None:
+        apis = [api for api in apis if api.prefix == prefix]
+    if len(apis) != 1:
+        prefixes = ", ".join(repr(api.prefix) for api in apis_of(current_app)) or "none"
+        raise click.ClickException(
+            f"Name one Api with --prefix (the app's Api prefixes: {prefixes})."
+            if apis
+            else f"No Api has this prefix (the app's Api prefixes: {prefixes})."
+        )
+    click.echo(json.dumps(openapi_document(apis[0]), indent=2))
 
 
 def _route_text(rule: str) -> str:
