@@ -22,6 +22,7 @@ from backo_restful.exceptions import (
     Forbidden,
     InvalidBody,
     NotFound,
+    RequiredRelation,
     UnknownField,
     ValidationFailed,
 )
@@ -585,3 +586,17 @@ def test_a_computed_fields_own_right_guards_its_writes(priced: Engine, layer: st
     assert priced.patch("item", 1, {"price": 2.5}, auth=ALICE)[0]["cents"] == 250
     assert priced.patch("item", 1, {"price": 3.0}, auth=ADMIN)[0]["cents"] == 300
     assert priced.get("item", depth=0)[0] == [1]
+
+
+def test_links_removed_from_objects_that_require_them(make_engine: Any) -> None:
+    from example import shop
+
+    engine: Engine = make_engine(shop.dm)
+    engine.post("product", {"name": "tea", "price_cents": 100})
+    engine.post("order", {"product": 1})
+    refused = ["order 1 would lose its required product."]
+    assert engine.check("product", {"orders": []}, id_=1)[0]["errors"] == {"orders": refused}
+    assert engine.check("product", {"orders": [1]}, id_=1)[0]["valid"]
+    with pytest.raises(RequiredRelation) as refusal:
+        engine.patch("product", 1, {"orders": []})
+    assert [refusal.value.message] == refused

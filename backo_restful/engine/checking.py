@@ -175,9 +175,18 @@ class Checking(Guard):
                 )
             ]
             if not messages:
+                messages = _released(relation, loaded[name], self._current(relation, stored))
+            if not messages:
                 messages = self._link_changes(relation, loaded[name], stored)
             if messages:
                 errors[key] = messages
+
+    def _current(self, relation: RelationInfo, stored: dict[str, Any] | None) -> set[int]:
+        """The objects stored object ``stored`` links to through ``relation``,
+        stored in their rows, that the caller sees (none on create)."""
+        if stored is None or relation.storage is not LinkStorage.FK_THERE:
+            return set()
+        return self.linked_ids(relation, [stored["id"]], self.scope(relation.target))
 
     def _link_changes(
         self, relation: RelationInfo, value: Any, stored: dict[str, Any] | None
@@ -254,6 +263,20 @@ class Checking(Guard):
             visible = self.visible_ids(collection, {other})
             holder = f"{collection.name} {other}" if visible else f"Another {collection.name}"
             errors[key] = [f"{holder} already has this {key}: it must be unique."]
+
+
+def _released(relation: RelationInfo, value: Any, current: set[int]) -> list[str]:
+    """The refusal of a link removed from objects that require it (those of
+    ``current`` that ``value`` no longer links to)."""
+    back = relation.reverse
+    if not back.required or not current:
+        return []
+    kept = {v for v in (value if relation.multi else [value]) if isinstance(v, int)}
+    removed = sorted(current - kept)
+    if not removed:
+        return []
+    ids = ", ".join(map(str, removed))
+    return [f"{back.collection.name} {ids} would lose its required {back.key}."]
 
 
 def _only(messages: Errors, path: str | None) -> Errors:
