@@ -148,3 +148,29 @@ def test_openapi_of_one_api_among_several(database: Any) -> None:
     assert "/v2/cookie" in json.loads(result.output)["paths"]
     result = run(app, "openapi", "--prefix", "/v3")
     assert "No Api has this prefix" in result.output
+
+
+def test_an_api_without_an_engine_and_no_default_engine(database: Any) -> None:
+    app = Flask("no_engine")
+    api = Api(app)
+    api.add_resource(type("jar_resource", (Resource,), {"model": version_1().get("jar")}), "/jar")
+    for command in ("create-tables", "migrate", "openapi"):
+        result = run(app, command)
+        assert result.exit_code == 1, command
+        assert "Error: No default engine" in result.output, command
+
+
+def test_openapi_of_one_of_two_blueprints_with_the_same_api_prefix(database: Any) -> None:
+    engine = Engine(version_1(), PeeweeStorage(database))
+    app = Flask("blueprints")
+    for name in ("a", "b"):
+        blueprint = Blueprint(name, __name__, url_prefix=f"/{name}")
+        api = Api(blueprint, engine=engine)
+        resource = type(f"jar_{name}", (Resource,), {"model": engine.model.get("jar")})
+        api.add_resource(resource, "/jar")
+        app.register_blueprint(blueprint)
+    result = run(app, "openapi")
+    assert "Name one Api with --prefix (the app's Api prefixes: '/a', '/b')" in result.output
+    result = run(app, "openapi", "--prefix", "/b")
+    assert result.exit_code == 0, result.output
+    assert "/b/jar" in json.loads(result.output)["paths"]

@@ -17,7 +17,15 @@ from backo_restful import Computed, DataModel, DeleteStrategy, Engine, Ref, Refs
 from backo_restful.api import basic
 from backo_restful.api.flask import Api, Resource
 from backo_restful.auth import Anyone, HasRole, JWTAuth, Owner, user_of
-from backo_restful.exceptions import BadRequest, InvalidBody, NotFound, UnknownField
+from backo_restful.exceptions import (
+    BadRequest,
+    Forbidden,
+    InvalidBody,
+    NotFound,
+    RequiredRelation,
+    UnknownField,
+    ValidationFailed,
+)
 from tests.conftest import Result
 
 KEY = "a test secret that is long enough for HS256 signatures"
@@ -94,6 +102,30 @@ def build_model() -> DataModel:
     @dm.action("vault", "seal", on="collection")
     def seal(ctx: Any, obj: Any, args: Any) -> Any:
         return None
+
+    return dm
+
+
+def in_draft(auth: Mapping[str, Any], obj: Any) -> bool:
+    """Only a draft takes a note: the object's own status decides."""
+    return obj is not None and obj.get("status") == "draft"
+
+
+def priced_model() -> DataModel:
+    """Items whose price is computed from the cents stored, set by admins only."""
+    dm = DataModel("priced")
+
+    @dm.collection("item", permissions=Anyone())
+    class Item(Schema):
+        status = fields.String()
+        note = fields.String(metadata={"can_modify": in_draft})
+        cents = fields.Integer(validate=validate.Range(min=0))
+        price = Computed(
+            fields.Float(metadata={"can_modify": is_admin}),
+            get=lambda item: (item["cents"] or 0) / 100,
+            set=lambda item, value: {"cents": round(value * 100)},
+        )
+        url = Computed(fields.String(), get=lambda item: f"/item/{item['id']}")
 
     return dm
 
@@ -488,3 +520,83 @@ def test_check_statements_do_not_grow_with_the_rows(engine: Engine) -> None:
     assert few <= 8
     json.dumps(engine.describe(auth=ALICE)[0])
     assert db.count() == 0  # describing the model reads nothing
+
+
+@pytest.fixture
+def priced(make_engine: Any) -> Engine:
+    engine: Engine = make_engine(priced_model())
+    engine.post("item", {"status": "final", "cents": 250})
+    return engine
+
+
+def test_computed_fields_are_checked_as_their_write(priced: Engine, layer: str) -> None:
+    call = Caller(priced, layer)
+    for item, id_, errors in (
+        # A value the setter gives that its stored field refuses.
+        ({"price": -1.0}, None, {"price": {"cents": ["Must be greater than or equal to 0."]}}),
+        # A setter that contradicts a value sent.
+        (
+            {"price": 1.0, "cents": 5},
+            1,
+            {"price": ["Gives cents another value than the one sent: send one of them."]},
+        ),
+        # A read-only field sent with another value than it reads.
+        (
+            {"url": "/elsewhere"},
+            1,
+            {"url": ["Read-only field: computed from the object's other fields."]},
+        ),
+    ):
+        with pytest.raises(ValidationFailed) as refusal:
+            if id_ is None:
+                priced.post("item", item)
+            else:
+                priced.patch("item", id_, item)
+        assert refusal.value.messages == errors
+        assert priced.check("item", item, id_=id_) == ({"valid": False, "errors": errors}, 200)
+        assert call.check(ADMIN, "item", item, id_=id_).body == {"valid": False, "errors": errors}
+    assert priced.get("item", depth=0)[0] == [1]
+
+
+def test_field_rights_are_those_of_the_whole_draft(priced: Engine, layer: str) -> None:
+    call = Caller(priced, layer)
+    assert priced.post("item", {"status": "draft", "note": "n"}, auth=ALICE)[1] == 201
+    result = call.check(ALICE, "item", {"status": "draft", "note": "n"})
+    assert result.body == {"valid": True, "errors": {}}
+    described = call.describe(ALICE, "item", obj={"status": "draft", "note": "n"}).body
+    assert described["fields"]["note"]["rights"]["modify"]
+    result = call.check(ALICE, "item", {"status": "final", "note": "n"})
+    assert result.body["errors"] == {"note": ["note of item is not yours to change."]}
+
+
+def test_a_computed_fields_own_right_guards_its_writes(priced: Engine, layer: str) -> None:
+    call = Caller(priced, layer)
+    assert call.describe(ALICE, "item", id_=1).body["fields"]["price"]["rights"] == {
+        "read": True, "modify": False,
+    }  # fmt: skip
+    refused = {"price": ["price of item is not yours to change."]}
+    assert call.check(ALICE, "item", {"price": 3.0}, id_=1).body["errors"] == refused
+    assert call.check(ALICE, "item", {"price": 3.0}).body["errors"] == refused
+    with pytest.raises(Forbidden):
+        priced.patch("item", 1, {"price": 3.0}, auth=ALICE)
+    with pytest.raises(Forbidden):
+        priced.post("item", {"price": 3.0}, auth=ALICE)
+    # The value it reads may be sent back; the admin may change it.
+    assert call.check(ALICE, "item", {"price": 2.5}, id_=1).body["valid"]
+    assert priced.patch("item", 1, {"price": 2.5}, auth=ALICE)[0]["cents"] == 250
+    assert priced.patch("item", 1, {"price": 3.0}, auth=ADMIN)[0]["cents"] == 300
+    assert priced.get("item", depth=0)[0] == [1]
+
+
+def test_links_removed_from_objects_that_require_them(make_engine: Any) -> None:
+    from example import shop
+
+    engine: Engine = make_engine(shop.dm)
+    engine.post("product", {"name": "tea", "price_cents": 100})
+    engine.post("order", {"product": 1})
+    refused = ["order 1 would lose its required product."]
+    assert engine.check("product", {"orders": []}, id_=1)[0]["errors"] == {"orders": refused}
+    assert engine.check("product", {"orders": [1]}, id_=1)[0]["valid"]
+    with pytest.raises(RequiredRelation) as refusal:
+        engine.patch("product", 1, {"orders": []})
+    assert [refusal.value.message] == refused

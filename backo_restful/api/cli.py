@@ -16,7 +16,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from ..engine import Engine, default_engine
-from ..exceptions import MigrationRefused
+from ..exceptions import MigrationRefused, NoEngine
 from ..model import Collection
 
 if TYPE_CHECKING:
@@ -37,17 +37,29 @@ def apis_of(app: Flask) -> list[Api]:
 def engines_of(app: Flask) -> list[Engine]:
     """The engines serving ``app``'s APIs, each once.
 
-    :raises click.ClickException: if the app serves no API.
+    :raises click.ClickException: if the app serves no API, or an API without
+        an engine when there is no default engine.
     """
     apis = apis_of(app)
     if not apis:
         raise click.ClickException("This app serves no backo_restful Api.")
     engines: list[Engine] = []
     for api in apis:
-        engine = api.engine or default_engine()
+        engine = engine_of(api)
         if all(engine is not known for known in engines):
             engines.append(engine)
     return engines
+
+
+def engine_of(api: Api) -> Engine:
+    """The engine serving ``api``.
+
+    :raises click.ClickException: if it has none and there is no default engine.
+    """
+    try:
+        return api.engine or default_engine()
+    except NoEngine as error:
+        raise click.ClickException(error.message) from None
 
 
 @backo.command("create-tables")
@@ -109,15 +121,26 @@ def openapi(prefix: str | None) -> None:
 
     apis = apis_of(current_app)
     if prefix is not None:
-        apis = [api for api in apis if api.prefix == prefix]
+        # The URL prefix (a blueprint's url_prefix included) tells apart two Apis
+        # of the same prefix on two blueprints.
+        apis = [api for api in apis if prefix in _url_prefixes(api)] or [
+            api for api in apis if api.prefix == prefix
+        ]
     if len(apis) != 1:
-        prefixes = ", ".join(repr(api.prefix) for api in apis_of(current_app)) or "none"
+        known = [p for api in apis_of(current_app) for p in _url_prefixes(api)]
+        prefixes = ", ".join(map(repr, known)) or "none"
         raise click.ClickException(
             f"Name one Api with --prefix (the app's Api prefixes: {prefixes})."
             if apis
             else f"No Api has this prefix (the app's Api prefixes: {prefixes})."
         )
+    engine_of(apis[0])
     click.echo(json.dumps(openapi_document(apis[0]), indent=2))
+
+
+def _url_prefixes(api: Api) -> list[str]:
+    """The URL prefixes ``api`` serves under (one per blueprint registration)."""
+    return [rule.removesuffix("/_meta") for rule in api.description_rules()]
 
 
 def _route_text(rule: str) -> str:

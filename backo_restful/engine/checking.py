@@ -15,7 +15,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ..access import unguarded
-from ..exceptions import BackoError, Forbidden, InvalidBody, UnknownField
+from ..exceptions import BackoError, Forbidden, InvalidBody, UnknownField, ValidationFailed
 from ..model import Collection, LinkStorage, NewObject, RelationInfo
 from .call import missing_objects
 from .guard import Guard, as_created
@@ -68,6 +68,7 @@ class Checking(Guard):
         except ValidationError as exc:  # a schema validator, on part of the draft
             errors.update(_only(exc.normalized_messages(), path))
             return errors
+        self._check_computed(collection, loaded, stored, errors)
         self._check_links(collection, loaded, stored, errors)
         self._check_rights(collection, loaded, stored, errors, whole=path is None)
         self._check_unique_values(collection, loaded, id_, errors)
@@ -133,6 +134,24 @@ class Checking(Guard):
             return _only(exc.normalized_messages(), path)
         return {}
 
+    def _check_computed(
+        self,
+        collection: Collection,
+        loaded: dict[str, Any],
+        stored: dict[str, Any] | None,
+        errors: Errors,
+    ) -> None:
+        """Computed fields sent as the write refuses them: a setter's values that
+        their stored fields refuse or that contradict a value sent, a read-only
+        field sent with another value than it reads."""
+        if not any(name in collection.computed for name in loaded):
+            return
+        try:
+            self.computed_writes(collection, loaded, stored)
+        except ValidationFailed as refusal:
+            for key, messages in refusal.messages.items():
+                errors.setdefault(key, messages)
+
     def _check_links(
         self,
         collection: Collection,
@@ -156,9 +175,18 @@ class Checking(Guard):
                 )
             ]
             if not messages:
+                messages = _released(relation, loaded[name], self._current(relation, stored))
+            if not messages:
                 messages = self._link_changes(relation, loaded[name], stored)
             if messages:
                 errors[key] = messages
+
+    def _current(self, relation: RelationInfo, stored: dict[str, Any] | None) -> set[int]:
+        """The objects stored object ``stored`` links to through ``relation``,
+        stored in their rows, that the caller sees (none on create)."""
+        if stored is None or relation.storage is not LinkStorage.FK_THERE:
+            return set()
+        return self.linked_ids(relation, [stored["id"]], self.scope(relation.target))
 
     def _link_changes(
         self, relation: RelationInfo, value: Any, stored: dict[str, Any] | None
@@ -197,18 +225,27 @@ class Checking(Guard):
         if access is None or unguarded(collection):
             return
         server = {} if stored is not None else self._owner_values(collection, access)
+        # The object the rights are evaluated on: the stored one, or the whole
+        # draft as its create writes it.
+        obj = stored
+        if obj is None:
+            try:
+                obj = as_created(self.computed_writes(collection, loaded, None), server)
+            except BackoError:  # reported by _check_computed
+                obj = as_created(loaded, server)
         for name, value in loaded.items():
             key = collection.external_name(name)
             if key in errors:
                 continue
             try:
+                self.guard_computed(collection, {name: value}, stored, obj, access)
                 data = self.computed_writes(collection, {name: value}, stored)
-                self._guard(collection, data, stored, server, access)
+                self._guard(collection, data, stored, server, access, obj)
             except BackoError as refusal:
                 errors[key] = [refusal.message]
         if stored is None and whole and not errors:
             try:
-                access.require(collection, "create", as_created(loaded, server))
+                access.require(collection, "create", obj)
             except BackoError as refusal:
                 errors["_schema"] = [refusal.message]
 
@@ -226,6 +263,20 @@ class Checking(Guard):
             visible = self.visible_ids(collection, {other})
             holder = f"{collection.name} {other}" if visible else f"Another {collection.name}"
             errors[key] = [f"{holder} already has this {key}: it must be unique."]
+
+
+def _released(relation: RelationInfo, value: Any, current: set[int]) -> list[str]:
+    """The refusal of a link removed from objects that require it (those of
+    ``current`` that ``value`` no longer links to)."""
+    back = relation.reverse
+    if not back.required or not current:
+        return []
+    kept = {v for v in (value if relation.multi else [value]) if isinstance(v, int)}
+    removed = sorted(current - kept)
+    if not removed:
+        return []
+    ids = ", ".join(map(str, removed))
+    return [f"{back.collection.name} {ids} would lose its required {back.key}."]
 
 
 def _only(messages: Errors, path: str | None) -> Errors:

@@ -39,6 +39,7 @@ class Guard(Computing):
             return self.computed_writes(collection, data, self.stored(collection, id_))
         stored = self.stored(collection, id_)
         access.require(collection, "update", stored)
+        self.guard_computed(collection, data, stored, stored, access)
         data = self.computed_writes(collection, data, stored)
         return self._guard(collection, data, stored, {}, access)
 
@@ -49,14 +50,16 @@ class Guard(Computing):
         stored: dict[str, Any] | None,
         server: dict[str, Any],
         access: Access,
+        draft: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``data`` without the server-set fields and those the caller may not
         modify, each of which must hold its stored value (on create: the value the
-        server sets), or the write is refused."""
+        server sets), or the write is refused. ``draft`` is the object created
+        when ``data`` is only part of it."""
         managed = managed_fields(collection)
         given = data.given if isinstance(data, Loaded) else frozenset(data)
         kept = dict(data)
-        obj = stored if stored is not None else as_created(data, server)
+        obj = stored if stored is not None else draft or as_created(data, server)
         for name, value in data.items():
             allowed = access.can_modify(collection, name, obj)
             if name not in given:
@@ -78,6 +81,30 @@ class Guard(Computing):
                 )
             del kept[name]
         return kept
+
+    def guard_computed(
+        self,
+        collection: Collection,
+        data: dict[str, Any],
+        stored: dict[str, Any] | None,
+        obj: dict[str, Any],
+        access: Access,
+    ) -> None:
+        """Refuse a computed field with a setter that ``data`` sends and the
+        caller may not modify on ``obj`` (the stored object, or the one created),
+        unless it sends back the value it reads: its setter's stored fields are
+        guarded as if sent, but the field has rights of its own.
+
+        :raises Forbidden: naming the field.
+        """
+        for name, value in data.items():
+            field = collection.computed.get(name)
+            if field is None or field.read_only or access.can_modify(collection, name, obj):
+                continue
+            if stored is not None and access.can_read(collection, name, stored):
+                if field.dump(value) == field.value(self.stored_objects(collection, [stored])[0]):
+                    continue
+            raise _not_yours(collection, name, "is not yours to change.")
 
     def _unchanged(
         self,

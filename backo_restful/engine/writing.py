@@ -90,15 +90,17 @@ class Writing(Changes):
 
         ``check_links=False`` leaves the check that linked objects exist to the
         database's foreign keys (see :meth:`foreign_keys_check`)."""
-        data = self.computed_writes(collection, data, None)
         server: dict[str, Any] = {}
-        access = self.access
-        if access is not None and not unguarded(collection):
+        access = None if unguarded(collection) else self.access
+        if access is not None:
             self.refuse_early(collection, "create")  # nested objects too
             server = self._owner_values(collection, access)
             if link is not None:
                 # The enclosing object sets the link: checked as if the data gave it.
                 data = _given(data, link[0], link[1], collection.relations[link[0]].multi)
+            self.guard_computed(collection, data, None, as_created(data, server), access)
+        data = self.computed_writes(collection, data, None)
+        if access is not None:
             access.require(collection, "create", as_created(data, server))
             data = self._guard(collection, data, None, server, access)
         values = scalar_values(collection, data)
