@@ -28,7 +28,8 @@ class Product(Schema):
     stock = fields.Integer(load_default=0, validate=validate.Range(min=0))
     orders = RefsList("order", reverse="product")
     price = Computed(
-        fields.Float(),
+        # Bounded, so the setter's price_cents always fits.
+        fields.Float(validate=validate.Range(min=0, max=10**9)),
         get=lambda p: p["price_cents"] / 100,
         set=lambda p, value: {"price_cents": round(value * 100)},
         sql=lambda c: c.price_cents / 100.0,

@@ -16,7 +16,7 @@ from marshmallow import fields, validate
 from backo_restful import Computed, DataModel, DeleteStrategy, Engine, Ref, RefsList, Schema
 from backo_restful.api import basic
 from backo_restful.api.flask import Api, Resource
-from backo_restful.auth import Anyone, HasRole, JWTAuth, Owner, user_of
+from backo_restful.auth import Anyone, HasRole, JWTAuth, Owner, Permission, user_of
 from backo_restful.exceptions import (
     BadRequest,
     Forbidden,
@@ -600,3 +600,33 @@ def test_links_removed_from_objects_that_require_them(make_engine: Any) -> None:
     with pytest.raises(RequiredRelation) as refusal:
         engine.patch("product", 1, {"orders": []})
     assert [refusal.value.message] == refused
+
+
+def test_links_that_change_objects_the_caller_may_only_read(make_engine: Any) -> None:
+    """Linking a box to a shelf changes the shelf's boxes: a caller who may
+    read shelves but not update them is refused, by _check as by the write."""
+
+    class ReadOnly(Permission):
+        def can(self, auth: Mapping[str, Any], action: str, obj: Any = None) -> bool:
+            return action == "read" or user_of(auth).has_role("admin")
+
+    dm = DataModel("store")
+
+    @dm.collection("shelf", permissions=ReadOnly())
+    class Shelf(Schema):
+        label = fields.String()
+        boxes = RefsList("box", reverse="shelf")
+
+    @dm.collection("box", permissions=Anyone())
+    class Box(Schema):
+        label = fields.String()
+        shelf = Ref("shelf", reverse="boxes")
+
+    engine: Engine = make_engine(dm)
+    engine.post("shelf", {"label": "top"})
+    errors = engine.check("box", {"label": "b", "shelf": 1}, auth=ALICE)[0]["errors"]
+    with pytest.raises(Forbidden) as refusal:
+        engine.post("box", {"label": "b", "shelf": 1}, auth=ALICE)
+    assert errors == {"shelf": [refusal.value.message]}
+    assert engine.check("box", {"label": "b", "shelf": 1}, auth=ADMIN)[0]["valid"]
+    assert engine.get("box")[0] == []
