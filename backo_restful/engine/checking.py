@@ -123,11 +123,8 @@ class Checking(Guard):
         given: the other fields may be missing or wrong)."""
         names: bool | tuple[str, ...] = partial
         if path is not None and not partial:
-            names = tuple(
-                name
-                for name, f in collection.schema.fields.items()
-                if name != collection.by_key[path]
-            )
+            wanted = collection.by_key[path]
+            names = tuple(name for name in collection.schema.fields if name != wanted)
         try:
             collection.load(item, partial=names)
         except ValidationError as exc:
