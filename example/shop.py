@@ -24,11 +24,11 @@ dm = DataModel("shop")
 @dm.collection("product", views={"card": ["name", "price"]})
 class Product(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1))
-    price_cents = fields.Integer(required=True, validate=validate.Range(min=0))
+    price_cents = fields.Integer(required=True, validate=validate.Range(min=0, max=10**11))
     stock = fields.Integer(load_default=0, validate=validate.Range(min=0))
     orders = RefsList("order", reverse="product")
     price = Computed(
-        # Bounded, so the setter's price_cents always fits.
+        # Bounded as price_cents is, so the setter's value always fits.
         fields.Float(validate=validate.Range(min=0, max=10**9)),
         get=lambda p: p["price_cents"] / 100,
         set=lambda p, value: {"price_cents": round(value * 100)},
