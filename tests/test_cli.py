@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from flask import Blueprint, Flask
 
 from backo_restful import Engine
 from backo_restful.api.flask import Api, Resource
+from backo_restful.engine import default
 from backo_restful.storage import PeeweeStorage
 from tests.test_migrations import populate, version_1, version_2
 
@@ -150,7 +152,11 @@ def test_openapi_of_one_api_among_several(database: Any) -> None:
     assert "No Api has this prefix" in result.output
 
 
-def test_an_api_without_an_engine_and_no_default_engine(database: Any) -> None:
+def test_an_api_without_an_engine_and_no_default_engine(
+    database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Other tests (the docs' examples) may have installed a default engine.
+    monkeypatch.setattr(default, "_default", None)
     app = Flask("no_engine")
     api = Api(app)
     api.add_resource(type("jar_resource", (Resource,), {"model": version_1().get("jar")}), "/jar")
