@@ -47,6 +47,9 @@ def cors_options(
         raise TypeError("cors= takes True, False, None or a dict of flask-cors options")
     options = {} if cors is True else dict(cors)
     options.setdefault("origins", "*")
+    # Any origin: "*" rather than the request's Origin echoed, which a cache
+    # could hand to another origin (no credentials: tokens go in a header).
+    options.setdefault("send_wildcard", True)
     options.setdefault("expose_headers", list(EXPOSED_HEADERS))
     options.setdefault("allow_headers", list(ALLOWED_HEADERS))
     return options
