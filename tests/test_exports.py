@@ -243,7 +243,8 @@ def test_scope_and_field_rights_apply(engine: Engine, layer: str) -> None:
     else:
         app = Flask("notes")
         api = Api(app, engine=engine, auth=auth)
-        api.add_resource(type("notes", (Resource,), {"model": engine.model.object("note")}), "/note")
+        resource = type("notes", (Resource,), {"model": engine.model.object("note")})
+        api.add_resource(resource, "/note")
         client = app.test_client()
         token = auth.create_token({"sub": "7"})
         headers = {"Accept": CSV, "Authorization": f"Bearer {token}"}

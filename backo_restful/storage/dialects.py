@@ -162,7 +162,8 @@ class Dialect:
         try:
             self.db.execute_sql(self.PING).fetchall()
         finally:
-            self.end_time_limit()
+            if not self.time_limit_ends_with_transaction:  # else: its end lifts it
+                self.end_time_limit()
 
     #: The trivial query of :meth:`ping`.
     PING: ClassVar[str] = "SELECT 1"
