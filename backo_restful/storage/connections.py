@@ -212,33 +212,6 @@ class Connections:
             ) from exc
         return True
 
-    def ping(self, timeout: float) -> None:
-        """Check that the database answers a trivial query within ``timeout``
-        seconds (the statement's time is bounded; getting a connection is as
-        bounded as the storage's own settings make it: a pool's wait, the URL's
-        ``connect_timeout``). Nothing is read or written.
-
-        :raises StorageUnavailable: if it cannot be reached or does not answer in time.
-        """
-        serial = self._serial
-        if serial is not None and not serial.acquire(timeout=timeout):
-            raise StorageUnavailable(message="The database is busy: try again shortly.")
-        try:
-            with self._translated():
-                opened = self._connect()
-                try:
-                    self.dialect.ping(timeout)
-                except peewee.PeeweeException as exc:
-                    if self._lost(exc):
-                        self._discard()
-                    raise
-                finally:
-                    if opened and not self._keep:
-                        self._close()
-        finally:
-            if serial is not None:
-                serial.release()
-
     def close(self) -> None:
         """Close the connection this thread keeps, and the idle ones of a pool.
 
