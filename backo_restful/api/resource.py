@@ -124,7 +124,7 @@ class Resource(flask_restful.Resource):
         # Fields the caller may not read do not exist for them, as parameters too.
         hidden = Access(self.engine.model, auth).hidden
         params = parse_args(collection, request.args.lists(), max_depth=max_depth, hidden=hidden)
-        if id_ is None and _may_export(request.headers.get("Accept")):
+        if id_ is None and _may_export(request.environ.get("HTTP_ACCEPT")):
             media_type = exports.negotiate(request.accept_mimetypes)
             if media_type is not None:
                 return self._export(media_type, auth, settings, params)
