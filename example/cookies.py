@@ -40,7 +40,8 @@ def create_app(database: str = "sqlite:///cookies.db") -> Flask:
     """The cookies API on ``database`` (any database URL that PeeweeStorage takes)."""
     engine = Engine(dm, PeeweeStorage(database))
     app = Flask(__name__)
-    api = Api(app, engine=engine, openapi=True)
+    # cors=True: browser code of any origin may call it (and read Link, X-Total-Count).
+    api = Api(app, engine=engine, openapi=True, cors=True)
     api.add_resource(JarResource, "/jar")
     api.add_resource(CookieResource, "/cookie")
     return app

@@ -87,7 +87,8 @@ def test_routes(database: Any) -> None:
     result = run(app, "routes")
     assert result.exit_code == 0, result.output
     lines = [" ".join(line.split()) for line in result.output.splitlines()]
-    assert lines[:4] == [
+    assert lines[:5] == [
+        "GET, HEAD, OPTIONS /_health the health check",
         "GET, HEAD, OPTIONS /_meta the model's description",
         "GET, HEAD, OPTIONS, POST /cookie cookie: collection",
         "DELETE, GET, HEAD, OPTIONS, PATCH, PUT /cookie/<id_> cookie: object",
@@ -95,7 +96,7 @@ def test_routes(database: Any) -> None:
     ]
     assert "OPTIONS, POST /jar/<id_>/_check jar: check of a PATCH" in lines
     # Action routes are listed by action: this model declares none.
-    assert len(lines) == 13 and not any("_actions" in line for line in lines)
+    assert len(lines) == 14 and not any("_actions" in line for line in lines)
 
 
 def test_routes_name_each_action() -> None:

@@ -240,8 +240,16 @@ def check_response(curl: Curl, response: Any) -> None:
     if not shown:
         assert not text, f"{where}: expected no body, got {text!r}"
         return
+    if response.mimetype in _TEXT_TYPES:  # compared as text, line by line
+        got = "\n".join(text.splitlines())
+        assert _ellipsis_match(shown, got), f"{where}: got\n{got}"
+        return
     got = _canonical(text, where + " (response)")
     assert _ellipsis_match(_canonical(shown, where), got), f"{where}: got {text}"
+
+
+#: Bodies shown as text rather than JSON (exports): CSV, and NDJSON's lines.
+_TEXT_TYPES = ("text/csv", "application/x-ndjson")
 
 
 def check_cli(app: Any, name: str, command: Command) -> None:
@@ -414,6 +422,7 @@ PUBLIC = {
         "Engine.collection",
         "Engine.describe",
         "Engine.check",
+        "Engine.columns",
         "setup",
         "current_user",
     ],
@@ -434,6 +443,7 @@ PUBLIC = {
     "backo_restful.storage": [
         "PeeweeStorage",
         "PeeweeStorage.statements",
+        "PeeweeStorage.ping",
         *(f"PeeweeStorage.{name}" for name in ("create_tables", "plan", "migrate")),
         "Change",
     ],
@@ -448,7 +458,9 @@ PUBLIC = {
     "backo_restful.api.basic": [
         *("get", "post", "put", "patch", "delete", "act", "describe", "check"),
         "error_response",
+        "health",
     ],
+    "backo_restful.api.exports": ["export", "negotiate"],
     "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
     "backo_restful.api.cli": ["backo", "apis_of", "engines_of"],
     "backo_restful.api.flask": ["Api", "Api.routes", "Resource", "Resource.caller"],
@@ -556,6 +568,20 @@ def test_parse_curl() -> None:
         parse_curl("curl -s -u me http://127.0.0.1:5000/jar", "here")
     with pytest.raises(AssertionError, match="bad URL"):
         parse_curl("curl -s http://localhost/jar", "here")
+
+
+def test_export_bodies_are_compared_as_text() -> None:
+    """A CSV or NDJSON body is its lines (CRLF or LF), ``...`` standing for any text."""
+    from werkzeug.wrappers import Response
+
+    curl = Curl("here", "GET", "/cookie", {}, None, False, ["id,type", "1,..."])
+    check_response(curl, Response("id,type\r\n1,oat\r\n", mimetype="text/csv"))
+    with pytest.raises(AssertionError, match="got"):
+        check_response(curl, Response("id,type\r\n2,oat\r\n", mimetype="text/csv"))
+    curl = Curl("here", "GET", "/cookie", {}, None, False, ['{"id":1}', '{"id":2}'])
+    check_response(curl, Response('{"id":1}\n{"id":2}\n', mimetype="application/x-ndjson"))
+    with pytest.raises(AssertionError, match="got"):
+        check_response(curl, Response('{"id":1}\n', mimetype="application/x-ndjson"))
 
 
 def test_variables_and_ellipses() -> None:

@@ -53,6 +53,7 @@ def test_every_route_and_method(documents: dict[str, Any]) -> None:
     paths = documents["shop"]["paths"]
     assert sorted(paths) == sorted(
         [
+            "/_health",
             "/_meta",
             *(
                 f"/{name}{path}"
@@ -66,6 +67,13 @@ def test_every_route_and_method(documents: dict[str, Any]) -> None:
     assert sorted(paths["/product/{id}"]) == ["delete", "get", "head", "options", "patch", "put"]
     assert sorted(paths["/order/{id}/_actions/pay"]) == ["options", "post"]
     assert sorted(paths["/_meta"]) == ["get", "head", "options"]
+    assert sorted(paths["/_health"]) == ["get", "head", "options"]
+    assert paths["/_health"]["get"]["security"] == []
+    assert sorted(paths["/product"]["get"]["responses"]["200"]["content"]) == [
+        "application/json",
+        "application/x-ndjson",
+        "text/csv",
+    ]
     assert sorted(paths["/product/_meta"]) == ["get", "head", "options", "post"]
     assert sorted(paths["/product/{id}/_meta"]) == ["get", "head", "options"]
     assert sorted(paths["/product/_check"]) == ["options", "post"]
@@ -239,6 +247,7 @@ def test_blueprint_prefix() -> None:
     document = app.test_client().get("/v1/api/openapi.json").get_json()
     validate(document)
     assert sorted(document["paths"]) == [
+        "/v1/api/_health",
         "/v1/api/_meta",
         "/v1/api/memo",
         "/v1/api/memo/_check",

@@ -28,6 +28,8 @@ DEFAULT_MAX_OBJECTS = 10_000
 #: The most objects one write of this layer may create, nested ones included
 #: (``BACKO_MAX_BATCH``).
 DEFAULT_MAX_BATCH = 1000
+#: The seconds the database has to answer the health check (``BACKO_HEALTH_TIMEOUT``).
+DEFAULT_HEALTH_TIMEOUT = 2.0
 
 
 def error_response(error: BackoError) -> Response:
@@ -224,3 +226,14 @@ def check(
     """:meth:`Engine.check`: whether draft ``item`` would be accepted (as a
     create, or a PATCH of object ``id_``), without writing anything."""
     return _call(engine, "check", name, item, path=path, id_=id_, auth=auth)
+
+
+def health(*, engine: Engine | None = None, timeout: float = DEFAULT_HEALTH_TIMEOUT) -> Response:
+    """``({"status": "ok"}, 200, {})`` when the engine's database answers a
+    trivial query within ``timeout`` seconds, else the error (503
+    ``STORAGE_UNAVAILABLE``, with ``Retry-After``)."""
+    try:
+        (engine or default_engine()).storage.ping(timeout)
+    except BackoError as error:
+        return error_response(error)
+    return {"status": "ok"}, 200, {}

@@ -203,9 +203,12 @@ _SERVED = {
 def _served(view_class: Any, item: bool, endpoint: str) -> str:
     """What a route serves, in a few words."""
     from .flask import ModelDescription
+    from .health import Health
 
     if view_class is ModelDescription:
         return "the model's description"
+    if view_class is Health:
+        return "the health check"
     model = getattr(view_class, "model", None)
     if model is None:
         prefix = "backo_openapi" if endpoint.startswith("backo_openapi") else endpoint

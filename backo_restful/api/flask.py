@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import flask_restful
@@ -22,6 +22,7 @@ from flask import (
     got_request_exception,
     request,
 )
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..auth import JWTAuth
@@ -37,7 +38,9 @@ from ..query import COUNT_MODES
 from . import basic, docs_page
 from .cli import APIS_KEY
 from .cli import backo as backo_commands
+from .cors import cors_options, serve_cors
 from .flask_logging import log_requests
+from .health import Health
 from .openapi import Route, openapi_document
 from .resource import (
     IdConverter,
@@ -63,6 +66,9 @@ class Api(flask_restful.Api):
     :param openapi: serve the API's OpenAPI document at ``<prefix>/openapi.json``
         (see :func:`~backo_restful.api.openapi.openapi_document`) and the docs
         page at ``<prefix>/docs``; None: as the ``BACKO_OPENAPI`` setting says.
+    :param cors: answer browser code of other origins (see :mod:`.cors`): True
+        for any origin, a dict of flask-cors options, False for none; None: as
+        the ``BACKO_CORS_ORIGINS`` setting says.
     :param kwargs: passed to ``flask_restful.Api``. ``catch_all_404s`` defaults to
         True, so unknown routes get the JSON error body too.
     """
@@ -74,19 +80,25 @@ class Api(flask_restful.Api):
         engine: Engine | None = None,
         auth: JWTAuth | None = None,
         openapi: bool | None = None,
+        cors: bool | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("catch_all_404s", True)
         self.engine = engine
         self.auth = auth
         self.openapi = openapi
+        self.cors = cors
         super().__init__(app, **kwargs)
-        self.add_resource(
-            ModelDescription,
-            "/_meta",
-            endpoint=f"backo_meta_{id(self)}",
-            resource_class_kwargs={"backo_api": self},
-        )
+        for resource, path, name in (
+            (ModelDescription, "/_meta", "meta"),
+            (Health, "/_health", "health"),
+        ):
+            self.add_resource(
+                resource,
+                path,
+                endpoint=f"backo_{name}_{id(self)}",
+                resource_class_kwargs={"backo_api": self},
+            )
 
     def init_app(self, app: Flask | Blueprint) -> None:
         """Register the API on ``app`` (or a blueprint) and read its ``BACKO_*`` settings."""
@@ -116,6 +128,19 @@ class Api(flask_restful.Api):
         app.extensions.setdefault("backo_restful", {})[id(self)] = settings
         if settings["BACKO_OPENAPI"]:
             self._serve_openapi(target)
+        cors = cors_options(self.cors, settings["BACKO_CORS_ORIGINS"])
+        if cors is not None:
+            serve_cors(app, cors, self._owner(target))
+
+    def _owner(self, target: Any) -> Callable[[str], bool]:
+        """Whether an endpoint of the app is one of this API's routes (on
+        ``target``, the app or a blueprint's setup state)."""
+        if not isinstance(target, BlueprintSetupState):
+            return self.endpoints.__contains__
+        prefix = f"{target.name_prefix}.{target.name}".lstrip(".") + "."
+        return lambda endpoint: (
+            endpoint.startswith(prefix) and endpoint[len(prefix) :] in self.endpoints
+        )
 
     def _serve_openapi(self, target: Any) -> None:
         """Add ``openapi.json`` and the docs page to ``target`` (an app or a
@@ -150,6 +175,11 @@ class Api(flask_restful.Api):
         """The URL rules of the current app by which this API serves the model's
         description (``/_meta`` on its prefix)."""
         return [rule.rule for rule, view_class in self._rules() if view_class is ModelDescription]
+
+    def health_rules(self) -> list[str]:
+        """The URL rules of the current app by which this API serves its health
+        check (``/_health`` on its prefix)."""
+        return [rule.rule for rule, view_class in self._rules() if view_class is Health]
 
     def _rules(self) -> Iterator[tuple[Any, Any]]:
         """The current app's URL rules of this API, with their view classes."""

@@ -39,7 +39,7 @@ from ..exceptions import (
 from ..lifecycle import Action
 from ..model import Collection
 from . import openapi_schemas as schemas
-from .openapi_describe import DESCRIBE_KINDS, model_description
+from .openapi_describe import DESCRIBE_KINDS, health_description, model_description
 from .openapi_operations import ROUTE_KINDS
 
 if TYPE_CHECKING:
@@ -126,6 +126,8 @@ def openapi_document(api: Api, app: Any = None) -> dict[str, Any]:
     builder = Builder(spec, plugin.converter, settings, api.auth)
     for rule in api.description_rules():
         model_description(builder, rule)
+    for rule in api.health_rules():
+        health_description(builder, rule)
     for route in api.routes():
         builder.add(route)
     document = spec.to_dict()

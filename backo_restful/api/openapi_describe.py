@@ -207,6 +207,34 @@ def model_description(builder: Builder, rule: str) -> None:
     builder.spec.path(path=builder.rule_path(rule), operations=operations)
 
 
+def health_description(builder: Builder, rule: str) -> None:
+    """``GET``, ``HEAD`` and ``OPTIONS`` on ``/_health`` (at ``rule``): whether
+    the database answers. No token is needed (``security: []``)."""
+    status = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
+    up = builder.ok("The database answers.", status)
+    up["headers"]["Cache-Control"] = {"description": "no-store", "schema": {"type": "string"}}
+    allowed = {"type": "string", "enum": [_META_ALLOW["item"]]}
+    options = builder.ok("The methods this route serves, in `Allow`.", None)
+    options["headers"]["Allow"] = {"description": "The methods served.", "schema": allowed}
+    options["headers"]["Allow"]["required"] = True
+    operations = {
+        "get": {
+            "summary": "Whether the database answers (503 STORAGE_UNAVAILABLE if not)",
+            "responses": builder.responses(None, {"200": up}, {}),
+        },
+        "head": {
+            "summary": "The headers of the health check",
+            "responses": builder.responses(None, {"200": _headless(up)}, {}, body=False),
+        },
+        "options": {"summary": "The methods this route serves", "responses": {"200": options}},
+    }
+    for verb, operation in operations.items():
+        operation.update(
+            operationId=builder.unique_id(f"{verb}_health"), tags=["_health"], security=[]
+        )
+    builder.spec.path(path=builder.rule_path(rule), operations=operations)
+
+
 def meta_route(builder: Builder, route: Route) -> Paths:
     """``<url>/_meta`` (``GET``, ``HEAD``, ``POST`` a draft) or ``<url>/<id>/_meta``."""
     _register(builder)

@@ -73,11 +73,13 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
     names = schemas.Names.of(collection)
     parameters = [*builder.path_parameters(route), *read_parameters(builder, collection, True)]
     page = builder.ok(
-        f"A page of {collection.name} objects (ids at depth=0).",
+        f"A page of {collection.name} objects (ids at depth=0); with `Accept: text/csv` "
+        "or `application/x-ndjson`, every match, streamed (no paging headers then).",
         {"type": "array", "items": builder.shown(collection)},
         headers=("Link", "X-Total-Count", "X-Total-Count-Method"),
         required=("Link",),
     )
+    page["content"].update(EXPORT_CONTENT)
     errors: Errors = {400: _READ}
     create = builder.ref(names.create)
     item_path = _pointer(builder.path(route).rstrip("/") + "/{id}")
@@ -119,6 +121,17 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
         },
         "options": _options(builder, route, _COLLECTION_ALLOW),
     }
+
+
+#: The exports a list GET answers (see :mod:`.exports`).
+EXPORT_CONTENT = {
+    "text/csv": {
+        "schema": {"type": "string", "description": "A header row, then a row an object."}
+    },
+    "application/x-ndjson": {
+        "schema": {"type": "string", "description": "One JSON object (an id at depth=0) a line."}
+    },
+}
 
 
 def item_operations(builder: Builder, route: Route) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import flask_restful
-from flask import Response, request, url_for
+from flask import Response, request, stream_with_context, url_for
 from werkzeug.routing import BaseConverter
 
 from ..access import Access
@@ -23,8 +23,9 @@ from ..exceptions import (
 )
 from ..model import Collection
 from ..query import parse_args, parse_json
-from . import basic
+from . import basic, exports
 from .flask_auth import caller_of
+from .health import HEALTH_ALLOW, Health
 from .settings import CONFIG_DEFAULTS
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ def allowed_methods(view_class: Any, item: bool) -> list[str] | None:
     ``Allow``: ``item`` for an item route."""
     if view_class is ModelDescription:
         return _MODEL_META_ALLOW.split(", ")
+    if view_class is Health:
+        return HEALTH_ALLOW.split(", ")
     if isinstance(view_class, type) and issubclass(view_class, Resource) and view_class.model:
         return _ALLOWED[view_class.route, item]
     return None
@@ -121,8 +124,12 @@ class Resource(flask_restful.Resource):
         # Fields the caller may not read do not exist for them, as parameters too.
         hidden = Access(self.engine.model, auth).hidden
         params = parse_args(collection, request.args.lists(), max_depth=max_depth, hidden=hidden)
+        if id_ is None and _may_export(request.environ.get("HTTP_ACCEPT")):
+            media_type = exports.negotiate(request.accept_mimetypes)
+            if media_type is not None:
+                return self._export(media_type, auth, settings, params)
         params.setdefault("count", settings["BACKO_COUNT"])
-        return basic.get(
+        body, status, headers = basic.get(
             collection.name,
             id_,
             engine=self.engine,
@@ -135,6 +142,31 @@ class Resource(flask_restful.Resource):
             auth=auth,
             **params,
         )
+        if id_ is None:  # a list's answer depends on Accept (JSON or an export)
+            headers["Vary"] = "Accept"
+        return body, status, headers
+
+    def _export(
+        self, media_type: str, auth: User, settings: dict[str, Any], params: dict[str, Any]
+    ) -> Any:
+        """The list as an export of ``media_type`` (see :mod:`.exports`), streamed."""
+        params.pop("count", None)  # an export counts nothing
+        body, status, headers = exports.export(
+            self._collection().name,
+            media_type,
+            engine=self.engine,
+            max_depth=settings["BACKO_MAX_DEPTH"],
+            page_size=settings["BACKO_MAX_LIMIT"],
+            max_objects=settings["BACKO_MAX_OBJECTS"],
+            auth=auth,
+            **params,
+        )
+        if status != 200:
+            return body, status, headers
+        headers["Vary"] = "Accept"
+        if request.method == "HEAD":
+            return Response(iter(()), status=200, headers=headers)  # no Content-Length
+        return Response(stream_with_context(body), status=200, headers=headers)
 
     def post(self, id_: str | None = None) -> Any:
         if id_ is not None:
@@ -291,6 +323,12 @@ def special_resources(resource: type[Resource]) -> Iterator[tuple[str, str, type
     for route, suffix, methods in _SPECIAL_ROUTES:
         handlers = {"methods": set(methods), "route": route, **_HANDLERS[route]}
         yield route, suffix, type(f"{resource.__name__}_{route}", (resource,), handlers)
+
+
+def _may_export(accept: str | None) -> bool:
+    """Whether an ``Accept`` header names an export type (a cheap look before
+    the q-values are weighed)."""
+    return accept is not None and ("csv" in accept or "ndjson" in accept)
 
 
 def _check_body(body: Any) -> tuple[Any, Any]:

@@ -21,6 +21,7 @@ from .call import Auth, access_of, missing_objects
 from .checking import Checking
 from .deleting import Deleting, delete_order
 from .describing import SelfDescribing
+from .exporting import Exporting
 from .logged import logged
 from .objects import Objects
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions, check_views
@@ -61,7 +62,7 @@ class Operation(Deleting, Acting, Checking):
         return self.reread(collection, [id_])[0], 201
 
 
-class Engine(SelfDescribing):
+class Engine(SelfDescribing, Exporting):
     """Serve a :class:`DataModel` from a storage.
 
     :param model: the declared data model (checked here).

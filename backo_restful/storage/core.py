@@ -7,7 +7,7 @@ import threading
 import peewee
 from playhouse.pool import PooledDatabase
 
-from ..exceptions import DeclarationError
+from ..exceptions import DeclarationError, StorageUnavailable
 from .connections import PATTERN_TIMEOUT, database_from_url
 from .dialects import dialect_of
 from .migrations import Migrations
@@ -93,3 +93,30 @@ class PeeweeStorage(Migrations):
 
     def __repr__(self) -> str:
         return f"<PeeweeStorage {self.backend} {self.db.database!r}>"
+
+    def ping(self, timeout: float) -> None:
+        """Check that the database answers a trivial query within ``timeout``
+        seconds (the statement's time is bounded; getting a connection is as
+        bounded as the storage's own settings make it: a pool's wait, the URL's
+        ``connect_timeout``). Nothing is read or written.
+
+        :raises StorageUnavailable: if it cannot be reached or does not answer in time.
+        """
+        serial = self._serial
+        if serial is not None and not serial.acquire(timeout=timeout):
+            raise StorageUnavailable(message="The database is busy: try again shortly.")
+        try:
+            with self._translated():
+                opened = self._connect()
+                try:
+                    self.dialect.ping(timeout)
+                except peewee.PeeweeException as exc:
+                    if self._lost(exc):
+                        self._discard()
+                    raise
+                finally:
+                    if opened and not self._keep:
+                        self._close()
+        finally:
+            if serial is not None:
+                serial.release()

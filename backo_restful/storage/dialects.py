@@ -156,6 +156,18 @@ class Dialect:
     def check_result(self, cursor: Any) -> None:
         """Raise for a statement that the database ran but could not run right."""
 
+    def ping(self, seconds: float) -> None:
+        """Run a trivial query, bounded to ``seconds``, on this thread's connection."""
+        self.start_time_limit(seconds)
+        try:
+            self.db.execute_sql(self.PING).fetchall()
+        finally:
+            if not self.time_limit_ends_with_transaction:  # else: its end lifts it
+                self.end_time_limit()
+
+    #: The trivial query of :meth:`ping`.
+    PING: ClassVar[str] = "SELECT 1"
+
     def table_settings(self) -> list[str]:
         """Options for ``CREATE TABLE``."""
         return []
@@ -185,6 +197,8 @@ class SqliteDialect(Dialect):
 
     #: How often (in SQLite virtual machine steps) a bounded statement looks at the time.
     STEPS = 1000
+    # SELECT 1 reads no page of the file: this one reads its schema.
+    PING = "SELECT count(*) FROM sqlite_master"
 
     @property
     def in_memory(self) -> bool:
@@ -343,6 +357,10 @@ class PostgresqlDialect(Dialect):
 
     def end_time_limit(self) -> None:
         self.db.execute_sql("SET LOCAL statement_timeout TO DEFAULT")
+
+    def ping(self, seconds: float) -> None:
+        with self.db.atomic():  # where SET LOCAL lasts
+            super().ping(seconds)
 
     def position(self, haystack: Any, needle: Any) -> Any:
         return peewee.fn.strpos(haystack, needle)
