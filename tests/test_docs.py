@@ -414,6 +414,8 @@ PUBLIC = {
         "Engine.collection",
         "Engine.describe",
         "Engine.check",
+        "Engine.etag",
+        "Engine.page_etag",
         "setup",
         "current_user",
     ],
@@ -431,6 +433,8 @@ PUBLIC = {
         *(f"Object.{name}" for name in ("id", "state", "save", "reload", "delete")),
         *(f"Object.{name}" for name in ("to_dict", "related")),
     ],
+    "backo_restful.engine.tags": ["etag_of", "page_etag", "tag_options"],
+    "backo_restful.api.conditional": ["parse_tags", "weak_match", "write_conditions"],
     "backo_restful.storage": [
         "PeeweeStorage",
         "PeeweeStorage.statements",

@@ -20,7 +20,7 @@ from ..exceptions import (
     StorageUnavailable,
     Unauthorized,
 )
-from ..paging import link_header
+from ..paging import Page, link_header
 from ..query import Node, check_count
 from .conditional import check_required, weak_match
 
@@ -95,11 +95,7 @@ def get(
     :param url: the collection's URL, for the links (relative links if empty).
     :param query: the request's other parameters, for the links (built from the
         arguments if None).
-    :param if_none_match: tags (or ``"*"``): when one is the answer's ``ETag``
-        (weak comparison), the answer is ``(None, 304, {"ETag": ...})``.
-
-    An object's answer carries its strong ``ETag`` (see :meth:`Engine.etag`), a
-    page's a weak one (:meth:`Engine.page_etag`).
+    :param if_none_match: tags or ``"*"``: a ``304`` when one is the ``ETag``.
     """
     try:
         check_count("depth", depth, maximum=max_depth, setting="BACKO_MAX_DEPTH")
@@ -119,14 +115,21 @@ def get(
     tag = page_etag(page)
     if weak_match(if_none_match, tag):
         return None, 304, {"ETag": tag}
+    if query is None:
+        query = _query(depth, filter_, sort, fields, view, count)
+    return page.items, 200, _page_headers(page, tag, url, query, cursor_mode=offset is None)
+
+
+def _page_headers(
+    page: Page, tag: str, url: str, query: Mapping[str, Any], *, cursor_mode: bool
+) -> dict[str, str]:
+    """The headers of the answer of ``page``: its ``ETag``, total and links."""
     headers: dict[str, str] = {"ETag": tag}
     if page.total is not None:
         headers["X-Total-Count"] = str(page.total)
         headers["X-Total-Count-Method"] = page.total_method or "exact"
-    if query is None:
-        query = _query(depth, filter_, sort, fields, view, count)
-    headers["Link"] = link_header(url, query, page, cursor_mode=offset is None)
-    return page.items, 200, headers
+    headers["Link"] = link_header(url, query, page, cursor_mode=cursor_mode)
+    return headers
 
 
 def _item(

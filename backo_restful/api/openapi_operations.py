@@ -73,11 +73,8 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
     """``GET``, ``HEAD``, ``POST`` and ``OPTIONS`` on ``/<collection>``."""
     collection = route.collection
     names = schemas.Names.of(collection)
-    parameters = [
-        *builder.path_parameters(route),
-        *read_parameters(builder, collection, True),
-        _IF_NONE_MATCH,
-    ]
+    parameters = builder.path_parameters(route) + read_parameters(builder, collection, True)
+    parameters.append(_IF_NONE_MATCH)
     page = builder.ok(
         f"A page of {collection.name} objects (ids at depth=0).",
         {"type": "array", "items": builder.shown(collection)},
