@@ -573,6 +573,20 @@ class ReferenceViolation(ConstraintViolation):
     """
 
 
+class PreconditionFailed(ClientError):
+    """An ``If-Match`` or ``If-None-Match`` of a write does not hold: nothing changed."""
+
+    code = "PRECONDITION_FAILED"
+    status = 412
+
+
+class PreconditionRequired(ClientError):
+    """A write without ``If-Match``, which the API requires (``BACKO_REQUIRE_IF_MATCH``)."""
+
+    code = "PRECONDITION_REQUIRED"
+    status = 428
+
+
 class ValidationFailed(ClientError):
     """The request body failed validation.
 

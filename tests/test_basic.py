@@ -48,18 +48,18 @@ class Unavailable(Engine):
 
 
 def test_success_answers(engine: Engine) -> None:
-    assert basic.get("jar", 1, engine=engine) == (
-        {"id": 1, "name": "blue", "cookies": [1, 2]},
-        200,
-        {},
-    )
+    jar = {"id": 1, "name": "blue", "cookies": [1, 2]}
+    assert basic.get("jar", 1, engine=engine) == (jar, 200, {"ETag": engine.etag("jar", jar)})
+    cookie = {"id": 3, "type": "bran", "jar": 1}
     assert basic.post("cookie", {"type": "bran", "jar": 1}, engine=engine) == (
-        {"id": 3, "type": "bran", "jar": 1},
+        cookie,
         201,
-        {},
+        {"ETag": engine.etag("cookie", cookie)},
     )
-    assert basic.patch("cookie", 3, {"type": "spelt"}, engine=engine)[1:] == (200, {})
-    assert basic.put("cookie", 3, {"type": "barley"}, engine=engine)[1:] == (200, {})
+    body, status, headers = basic.patch("cookie", 3, {"type": "spelt"}, engine=engine)
+    assert (status, headers) == (200, {"ETag": engine.etag("cookie", body)})
+    body, status, headers = basic.put("cookie", 3, {"type": "barley"}, engine=engine)
+    assert (status, headers) == (200, {"ETag": engine.etag("cookie", body)})
     assert basic.delete("cookie", 3, engine=engine) == (None, 204, {})
 
 
@@ -70,7 +70,7 @@ def test_a_list_is_a_page_with_its_headers(engine: Engine) -> None:
     rels = [link.rsplit('rel="', 1)[1].rstrip('"') for link in headers["Link"].split(", ")]
     assert rels == ["first", "next", "last"]
     _, _, uncounted = basic.get("cookie", count="none", engine=engine)
-    assert set(uncounted) == {"Link"}
+    assert set(uncounted) == {"ETag", "Link"}
 
 
 @pytest.mark.parametrize(

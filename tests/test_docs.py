@@ -7,8 +7,9 @@
   followed by its output: the JSON body, or with ``-i`` the status line, the headers
   shown (each must be in the response, others may be omitted), a blank line and the
   body. An HTML comment ``<!-- app: example.cookies -->`` names the example app that
-  serves the blocks after it. Each page replays its commands, in order, through the
-  test client of a fresh app on a fresh SQLite file per app and page.
+  serves the blocks after it; ``<!-- app: example.cookies#exports -->`` names another
+  instance of it, on a database of its own. Each page replays its commands, in order,
+  through the test client of a fresh app on a fresh SQLite file per app and page.
 - In a shown body, ``...`` stands for any text (as in doctests), for values that
   change from run to run: tokens, timestamps.
 - ``$ flask --app example.cookies backo ...`` runs a command of the app's command
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BASE_URL = "http://127.0.0.1:5000"
 
-_APP_COMMENT = re.compile(r"<!--\s*app:\s*([\w.]+)\s*-->")
+_APP_COMMENT = re.compile(r"<!--\s*app:\s*([\w.]+(?:#\w+)?)\s*-->")
 _FILE_COMMENT = re.compile(r"<!--\s*file:\s*([\w./-]+)\s*-->")
 _FENCE = re.compile(r"^```\s*([\w-]*)\s*$")
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -292,13 +293,13 @@ def replay(page: Path, tmp_path: Path) -> int:
             continue
         assert block.app, f"{block.where}: name the app first: <!-- app: example.cookies -->"
         if block.app not in clients:
-            module = importlib.import_module(block.app)
-            database = tmp_path / f"{block.app.replace('.', '_')}.db"
+            module = importlib.import_module(block.app.partition("#")[0])
+            database = tmp_path / f"{re.sub(r'[.#]', '_', block.app)}.db"
             clients[block.app] = module.create_app(f"sqlite:///{database}").test_client()
         client = clients[block.app]
         for command in commands(block):
             if command.text.startswith("flask "):
-                check_cli(client.application, block.app, command)
+                check_cli(client.application, block.app.partition("#")[0], command)
                 count += 1
                 continue
             capture = _CAPTURE.match(command.text)
@@ -423,6 +424,8 @@ PUBLIC = {
         "Engine.describe",
         "Engine.check",
         "Engine.columns",
+        "Engine.etag",
+        "Engine.page_etag",
         "setup",
         "current_user",
     ],
@@ -440,6 +443,8 @@ PUBLIC = {
         *(f"Object.{name}" for name in ("id", "state", "save", "reload", "delete")),
         *(f"Object.{name}" for name in ("to_dict", "related")),
     ],
+    "backo_restful.engine.tags": ["etag_of", "page_etag", "tag_options"],
+    "backo_restful.api.conditional": ["parse_tags", "weak_match", "write_conditions"],
     "backo_restful.storage": [
         "PeeweeStorage",
         "PeeweeStorage.statements",

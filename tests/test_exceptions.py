@@ -58,6 +58,8 @@ EXPECTED = {
     "RequiredRelation": ("REQUIRED_RELATION", 409),
     "ConstraintViolation": ("CONSTRAINT_VIOLATION", 409),
     "ReferenceViolation": ("CONSTRAINT_VIOLATION", 409),
+    "PreconditionFailed": ("PRECONDITION_FAILED", 412),
+    "PreconditionRequired": ("PRECONDITION_REQUIRED", 428),
     "ValidationFailed": ("VALIDATION_FAILED", 422),
 }
 

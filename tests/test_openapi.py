@@ -145,10 +145,12 @@ def test_read_parameters(documents: dict[str, Any]) -> None:
 def test_responses_headers_and_error_codes(documents: dict[str, Any]) -> None:
     paths = documents["cookies"]["paths"]
     listed = paths["/cookie"]["get"]["responses"]
-    assert sorted(listed) == ["200", "400", "500", "503"]
+    assert sorted(listed) == ["200", "304", "400", "500", "503"]
     headers = listed["200"]["headers"]
     assert {"Link", "X-Total-Count", "X-Total-Count-Method", "X-Request-Id"} <= set(headers)
     assert headers["Link"]["required"] is True
+    assert headers["ETag"]["required"] is True
+    assert listed["304"]["headers"]["ETag"]["required"] is True and "content" not in listed["304"]
     assert "UNKNOWN_OPERATOR" in listed["400"]["x-error-codes"]
     assert listed["400"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
@@ -157,10 +159,16 @@ def test_responses_headers_and_error_codes(documents: dict[str, Any]) -> None:
     assert "content" not in paths["/cookie"]["head"]["responses"]["400"]
     created = paths["/cookie"]["post"]["responses"]
     assert sorted(created) == ["201", "400", "404", "409", "413", "415", "422", "500", "503"]
-    assert "Location" in created["201"]["headers"]
+    assert {"Location", "ETag"} <= set(created["201"]["headers"])
     assert created["201"]["links"]["Read"]["operationRef"] == "#/paths/~1cookie~1{id}/get"
     replaced = paths["/cookie/{id}"]["put"]["responses"]
     assert replaced["201"]["headers"]["Location"]["required"] is True
+    assert replaced["200"]["headers"]["ETag"]["required"] is True
+    assert replaced["412"]["x-error-codes"] == ["PRECONDITION_FAILED"] and "428" not in replaced
+    for verb, headers in (("get", ["If-None-Match"]), ("put", ["If-Match", "If-None-Match"])):
+        parameters = paths["/cookie/{id}"][verb]["parameters"]
+        assert [p["name"] for p in parameters if p["in"] == "header"] == headers
+    assert "412" in paths["/cookie/{id}"]["delete"]["responses"]
     assert "NOT_EMPTY" in paths["/cookie/{id}"]["delete"]["responses"]["409"]["x-error-codes"]
     allow = paths["/cookie/{id}"]["options"]["responses"]["200"]["headers"]["Allow"]
     assert allow["schema"]["enum"] == ["DELETE, GET, HEAD, OPTIONS, PATCH, PUT"]

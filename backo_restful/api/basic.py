@@ -9,13 +9,20 @@ installed by :func:`backo_restful.setup` when omitted). A
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..engine import DEFAULT_COUNT_LIMIT, Engine, ReadOptions, default_engine
-from ..exceptions import BackoError, MethodNotAllowed, StorageUnavailable, Unauthorized
-from ..paging import link_header
+from ..engine.tags import Tags, page_etag
+from ..exceptions import (
+    BackoError,
+    MethodNotAllowed,
+    StorageUnavailable,
+    Unauthorized,
+)
+from ..paging import Page, link_header
 from ..query import Node, check_count
+from .conditional import check_required, weak_match
 
 Response = tuple[Any, int, dict[str, str]]
 
@@ -75,6 +82,7 @@ def get(
     count_limit: int = DEFAULT_COUNT_LIMIT,
     url: str = "",
     query: Mapping[str, Any] | None = None,
+    if_none_match: str | Sequence[str] | None = None,
 ) -> Response:
     """:meth:`Engine.get` within the server limits, with paging headers on lists.
 
@@ -89,6 +97,7 @@ def get(
     :param url: the collection's URL, for the links (relative links if empty).
     :param query: the request's other parameters, for the links (built from the
         arguments if None).
+    :param if_none_match: tags or ``"*"``: a ``304`` when one is the ``ETag``.
     """
     try:
         check_count("depth", depth, maximum=max_depth, setting="BACKO_MAX_DEPTH")
@@ -100,19 +109,58 @@ def get(
             max_objects=max_objects, view=_view(engine, name, view, fields),
         )  # fmt: skip
         if id_ is not None:
-            return _call(engine, "get", name, id_, options=options, auth=auth)
+            return _item(engine, name, id_, options, auth, if_none_match)
         check_count("limit", limit, maximum=max_limit, setting="BACKO_MAX_LIMIT")
         page = (engine or default_engine()).page(name, options=options, auth=auth)
     except BackoError as error:
         return error_response(error)
-    headers: dict[str, str] = {}
+    tag = page_etag(page)
+    if weak_match(if_none_match, tag):
+        return None, 304, {"ETag": tag}
+    if query is None:
+        query = _query(depth, filter_, sort, fields, view, count)
+    return page.items, 200, _page_headers(page, tag, url, query, cursor_mode=offset is None)
+
+
+def _page_headers(
+    page: Page, tag: str, url: str, query: Mapping[str, Any], *, cursor_mode: bool
+) -> dict[str, str]:
+    """The headers of the answer of ``page``: its ``ETag``, total and links."""
+    headers: dict[str, str] = {"ETag": tag}
     if page.total is not None:
         headers["X-Total-Count"] = str(page.total)
         headers["X-Total-Count-Method"] = page.total_method or "exact"
-    if query is None:
-        query = _query(depth, filter_, sort, fields, view, count)
-    headers["Link"] = link_header(url, query, page, cursor_mode=offset is None)
-    return page.items, 200, headers
+    headers["Link"] = link_header(url, query, page, cursor_mode=cursor_mode)
+    return headers
+
+
+def _item(
+    engine: Engine | None,
+    name: str,
+    id_: Any,
+    options: ReadOptions,
+    auth: Mapping[str, Any] | None,
+    if_none_match: Any,
+) -> Response:
+    """The answer of a read of object ``id_``, with its ``ETag``: ``304`` when
+    ``if_none_match`` holds it."""
+    body, status, headers = _call(engine, "get", name, id_, options=options, auth=auth)
+    if status != 200:
+        return body, status, headers
+    tag = (engine or default_engine()).etag(
+        name, body, depth=options.depth, fields=options.fields, view=options.view
+    )
+    if weak_match(if_none_match, tag):
+        return None, 304, {"ETag": tag}
+    return body, 200, {"ETag": tag}
+
+
+def _tagged(engine: Engine | None, name: str, response: Response) -> Response:
+    """``response`` of a write, with the ``ETag`` of the object it answers."""
+    body, status, headers = response
+    if status in (200, 201) and isinstance(body, dict):
+        headers["ETag"] = (engine or default_engine()).etag(name, body)
+    return response
 
 
 def _view(engine: Engine | None, name: str, view: str | None, fields: Any) -> str | None:
@@ -151,8 +199,9 @@ def post(
     engine: Engine | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Response:
-    """:meth:`Engine.post`, creating at most ``max_batch`` objects (nested ones included)."""
-    return _call(engine, "post", name, data, auth=auth, max_batch=max_batch)
+    """:meth:`Engine.post`, creating at most ``max_batch`` objects (nested ones
+    included); the answer of one object carries its ``ETag``."""
+    return _tagged(engine, name, _call(engine, "post", name, data, auth=auth, max_batch=max_batch))
 
 
 def put(
@@ -163,9 +212,23 @@ def put(
     auth: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
+    if_match: Tags = None,
+    if_none_match: str | None = None,
+    require_if_match: bool = False,
 ) -> Response:
-    """:meth:`Engine.put`, creating at most ``max_batch`` objects (nested ones included)."""
-    return _call(engine, "put", name, id_, data, auth=auth, max_batch=max_batch)
+    """:meth:`Engine.put`, creating at most ``max_batch`` objects (nested ones
+    included); the answer carries the object's ``ETag``.
+
+    :param require_if_match: refuse (428) a call without ``if_match`` or
+        ``if_none_match`` (``BACKO_REQUIRE_IF_MATCH``).
+    """
+    try:
+        check_required(if_match if if_none_match is None else if_none_match, require_if_match)
+    except BackoError as error:
+        return error_response(error)
+    conditions = {"if_match": if_match, "if_none_match": if_none_match}
+    response = _call(engine, "put", name, id_, data, auth=auth, max_batch=max_batch, **conditions)
+    return _tagged(engine, name, response)
 
 
 def patch(
@@ -176,16 +239,42 @@ def patch(
     auth: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
+    if_match: Tags = None,
+    require_if_match: bool = False,
 ) -> Response:
-    """:meth:`Engine.patch`, creating at most ``max_batch`` nested objects."""
-    return _call(engine, "patch", name, id_, data, auth=auth, max_batch=max_batch)
+    """:meth:`Engine.patch`, creating at most ``max_batch`` nested objects; the
+    answer carries the object's ``ETag``.
+
+    :param require_if_match: refuse (428) a call without ``if_match``.
+    """
+    try:
+        check_required(if_match, require_if_match)
+    except BackoError as error:
+        return error_response(error)
+    response = _call(
+        engine, "patch", name, id_, data, auth=auth, max_batch=max_batch, if_match=if_match
+    )
+    return _tagged(engine, name, response)
 
 
 def delete(
-    name: str, id_: Any, *, auth: Mapping[str, Any] | None = None, engine: Engine | None = None
+    name: str,
+    id_: Any,
+    *,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+    if_match: Tags = None,
+    require_if_match: bool = False,
 ) -> Response:
-    """:meth:`Engine.delete`."""
-    return _call(engine, "delete", name, id_, auth=auth)
+    """:meth:`Engine.delete`.
+
+    :param require_if_match: refuse (428) a call without ``if_match``.
+    """
+    try:
+        check_required(if_match, require_if_match)
+    except BackoError as error:
+        return error_response(error)
+    return _call(engine, "delete", name, id_, auth=auth, if_match=if_match)
 
 
 def act(
@@ -196,9 +285,18 @@ def act(
     args: Any = None,
     auth: Mapping[str, Any] | None = None,
     engine: Engine | None = None,
+    if_match: Tags = None,
+    require_if_match: bool = False,
 ) -> Response:
-    """:meth:`Engine.act`: action ``action`` of ``name``, on object ``id_`` or the collection."""
-    return _call(engine, "act", name, action, id_=id_, args=args, auth=auth)
+    """:meth:`Engine.act`: action ``action`` of ``name``, on object ``id_`` or the collection.
+
+    :param require_if_match: refuse (428) an action of an object without ``if_match``.
+    """
+    try:
+        check_required(if_match, require_if_match and id_ is not None)
+    except BackoError as error:
+        return error_response(error)
+    return _call(engine, "act", name, action, id_=id_, args=args, auth=auth, if_match=if_match)
 
 
 def describe(

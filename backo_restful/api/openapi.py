@@ -54,14 +54,20 @@ _ERRORS_SERVER = {
 }
 _REASONS = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    409: "Conflict", 413: "Body too large", 415: "Unsupported media type",
-    422: "Validation failed", 500: "Server error", 503: "Storage unavailable",
+    409: "Conflict", 412: "Precondition failed", 413: "Body too large",
+    415: "Unsupported media type", 422: "Validation failed", 428: "Precondition required",
+    500: "Server error", 503: "Storage unavailable",
 }  # fmt: skip
 
 #: Headers of the document: name -> (description, schema).
 HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     "X-Request-Id": ("The request's id, as logged (the client's own, if it sent one).", {}),
     "Location": ("The URL of the object created.", {"type": "string"}),
+    "ETag": (
+        "The entity tag of the answer: strong for an object (send it in If-Match "
+        "to write it, in If-None-Match to read it again), weak for a page.",
+        {"type": "string"},
+    ),
     "Link": (
         "RFC 8288 links to the first, prev, next and last pages; follow them "
         "rather than building them.",

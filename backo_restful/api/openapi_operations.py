@@ -28,6 +28,8 @@ from ..exceptions import (
     NotEmpty,
     NotFound,
     PatternTooSlow,
+    PreconditionFailed,
+    PreconditionRequired,
     RequiredRelation,
     UniqueViolation,
     UnknownField,
@@ -71,13 +73,14 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
     """``GET``, ``HEAD``, ``POST`` and ``OPTIONS`` on ``/<collection>``."""
     collection = route.collection
     names = schemas.Names.of(collection)
-    parameters = [*builder.path_parameters(route), *read_parameters(builder, collection, True)]
+    parameters = builder.path_parameters(route) + read_parameters(builder, collection, True)
+    parameters.append(_IF_NONE_MATCH)
     page = builder.ok(
         f"A page of {collection.name} objects (ids at depth=0); with `Accept: text/csv` "
         "or `application/x-ndjson`, every match, streamed (no paging headers then).",
         {"type": "array", "items": builder.shown(collection)},
-        headers=("Link", "X-Total-Count", "X-Total-Count-Method"),
-        required=("Link",),
+        headers=("ETag", "Link", "X-Total-Count", "X-Total-Count-Method"),
+        required=("ETag", "Link"),
     )
     page["content"].update(EXPORT_CONTENT)
     errors: Errors = {400: _READ}
@@ -86,7 +89,7 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
     created = builder.ok(
         "The object created (the objects, for a list), at depth 1.",
         {"oneOf": [builder.ref(names.read), {"type": "array", "items": builder.ref(names.read)}]},
-        headers=("Location",),
+        headers=("Location", "ETag"),
         links=_links(item_path, collection),
     )
     tags = [collection.name]
@@ -96,7 +99,9 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
             "summary": f"List {collection.name} objects",
             "tags": tags,
             "parameters": parameters,
-            "responses": builder.responses(collection, {"200": page}, errors),
+            "responses": builder.responses(
+                collection, {"200": page, "304": _not_modified(builder)}, errors
+            ),
         },
         "head": {
             "operationId": builder.operation_id("head_list", route),
@@ -104,7 +109,10 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
             "tags": tags,
             "parameters": parameters,
             "responses": builder.responses(
-                collection, {"200": _headless(page)}, errors, body=False
+                collection,
+                {"200": _headless(page), "304": _not_modified(builder)},
+                errors,
+                body=False,
             ),
         },
         "post": {
@@ -138,8 +146,18 @@ def item_operations(builder: Builder, route: Route) -> dict[str, Any]:
     """``GET``, ``HEAD``, ``PUT``, ``PATCH``, ``DELETE`` and ``OPTIONS`` on
     ``/<collection>/<id>``."""
     collection = route.collection
-    parameters = [*builder.path_parameters(route), *read_parameters(builder, collection, False)]
-    shown = builder.ok(f"The {collection.name} (its id at depth=0).", builder.shown(collection))
+    parameters = [
+        *builder.path_parameters(route),
+        *read_parameters(builder, collection, False),
+        _IF_NONE_MATCH,
+    ]
+    shown = builder.ok(
+        f"The {collection.name} (its id at depth=0).",
+        builder.shown(collection),
+        headers=("ETag",),
+        required=("ETag",),
+    )
+    unchanged = _not_modified(builder)
     errors: Errors = {400: (*_READ, InvalidId), 404: (NotFound,)}
     return {
         "get": builder.operation(
@@ -147,14 +165,16 @@ def item_operations(builder: Builder, route: Route) -> dict[str, Any]:
             route,
             f"Read a {collection.name}",
             parameters=parameters,
-            responses=builder.responses(collection, {"200": shown}, errors),
+            responses=builder.responses(collection, {"200": shown, "304": unchanged}, errors),
         ),
         "head": builder.operation(
             "head",
             route,
             f"The headers of a {collection.name}",
             parameters=parameters,
-            responses=builder.responses(collection, {"200": _headless(shown)}, errors, body=False),
+            responses=builder.responses(
+                collection, {"200": _headless(shown), "304": unchanged}, errors, body=False
+            ),
         ),
         **item_writes(builder, route),
         "options": _options(builder, route, _ITEM_ALLOW),
@@ -165,19 +185,32 @@ def item_writes(builder: Builder, route: Route) -> dict[str, Any]:
     """``PUT``, ``PATCH`` and ``DELETE`` on ``/<collection>/<id>``."""
     collection = route.collection
     names = schemas.Names.of(collection)
-    written = builder.ok("The object, as written, at depth 1.", builder.ref(names.read))
+    written = builder.ok(
+        "The object, as written, at depth 1.",
+        builder.ref(names.read),
+        headers=("ETag",),
+        required=("ETag",),
+    )
     created = builder.ok(
         "The object, created at this id, at depth 1.",
         builder.ref(names.read),
-        headers=("Location",),
-        required=("Location",),
+        headers=("Location", "ETag"),
+        required=("Location", "ETag"),
     )
-    errors: Errors = {400: (*_BODY, InvalidId, LimitExceeded), 404: (NotFound,), **_WRITE}
+    conditions = conditional_errors(builder)
+    errors: Errors = {
+        400: (*_BODY, InvalidId, LimitExceeded),
+        404: (NotFound,),
+        **_WRITE,
+        **conditions,
+    }
+    if_match = [*builder.path_parameters(route), _IF_MATCH]
     return {
         "put": builder.operation(
             "replace",
             route,
             f"Replace a {collection.name}, or create it at this id",
+            parameters=[*if_match, _IF_NONE_MATCH_STAR],
             requestBody=builder.body(builder.ref(names.create)),
             responses=builder.responses(collection, {"200": written, "201": created}, errors),
         ),
@@ -185,6 +218,7 @@ def item_writes(builder: Builder, route: Route) -> dict[str, Any]:
             "update",
             route,
             f"Change the fields given of a {collection.name}",
+            parameters=if_match,
             requestBody=builder.body(builder.ref(names.patch)),
             responses=builder.responses(collection, {"200": written}, errors),
         ),
@@ -192,10 +226,16 @@ def item_writes(builder: Builder, route: Route) -> dict[str, Any]:
             "delete",
             route,
             f"Delete a {collection.name}",
+            parameters=if_match,
             responses=builder.responses(
                 collection,
                 {"204": builder.ok("Deleted.", None)},
-                {400: (UnknownParameter, InvalidId), 404: (NotFound,), 409: _CONFLICT},
+                {
+                    400: (UnknownParameter, InvalidId),
+                    404: (NotFound,),
+                    409: _CONFLICT,
+                    **conditions,
+                },
             ),
         ),
     }
@@ -210,6 +250,7 @@ def action_operations(builder: Builder, route: Route, action: Action) -> dict[st
         400: (InvalidJSON, InvalidBody, UnknownParameter, *((InvalidId,) if item else ())),
         **({404: (NotFound,)} if item else {}),
         **_WRITE,
+        **(conditional_errors(builder) if item else {}),
     }
     target = f"the {collection.name}" if item else f"the {collection.name} collection"
     return {
@@ -218,7 +259,7 @@ def action_operations(builder: Builder, route: Route, action: Action) -> dict[st
             "summary": f"Action {action.name} on {target}",
             "description": (action.handler.__doc__ or "").strip(),
             "tags": [collection.name],
-            "parameters": builder.path_parameters(route),
+            "parameters": [*builder.path_parameters(route), *([_IF_MATCH] if item else [])],
             "requestBody": builder.body(args, required=False),
             "responses": builder.responses(
                 collection,
@@ -255,6 +296,41 @@ def _options(builder: Builder, route: Route, allow: str) -> dict[str, Any]:
         "parameters": builder.path_parameters(route),
         "responses": {"200": response},
     }
+
+
+def _header_parameter(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "description": description, "schema": {"type": "string"}}
+
+
+_IF_NONE_MATCH = _header_parameter(
+    "If-None-Match",
+    "Entity tags (or `*`): when one is the answer's `ETag`, the answer is 304 with no body.",
+)
+_IF_NONE_MATCH_STAR = _header_parameter(
+    "If-None-Match", "`*`: create the object only; 412 if it exists (other values are ignored)."
+)
+_IF_MATCH = _header_parameter(
+    "If-Match",
+    "Entity tags (from `ETag`), or `*`: unless the object shows one of them now, "
+    "the answer is 412 with nothing changed.",
+)
+
+
+def _not_modified(builder: Builder) -> dict[str, Any]:
+    return builder.ok(
+        "Not modified: `If-None-Match` holds the `ETag`.",
+        None,
+        headers=("ETag",),
+        required=("ETag",),
+    )
+
+
+def conditional_errors(builder: Builder) -> Errors:
+    """The errors of ``If-Match``: 412, and 428 where the API requires it."""
+    errors: Errors = {412: (PreconditionFailed,)}
+    if builder.settings.get("BACKO_REQUIRE_IF_MATCH"):
+        errors[428] = (PreconditionRequired,)
+    return errors
 
 
 def _headless(response: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ..exceptions import (
 from ..model import Collection
 from ..query import parse_args, parse_json
 from . import basic, exports
+from .conditional import parse_tags, write_conditions
 from .flask_auth import caller_of
 from .health import HEALTH_ALLOW, Health
 from .settings import CONFIG_DEFAULTS
@@ -140,10 +141,13 @@ class Resource(flask_restful.Resource):
             url=request.script_root + request.path,
             query={key: value for key, value in request.args.items()},
             auth=auth,
+            if_none_match=parse_tags(request.headers.get("If-None-Match")),
             **params,
         )
         if id_ is None:  # a list's answer depends on Accept (JSON or an export)
             headers["Vary"] = "Accept"
+        if status == 304:
+            return Response(status=304, headers=headers)
         return body, status, headers
 
     def _export(
@@ -198,8 +202,9 @@ class Resource(flask_restful.Resource):
             raise MethodNotAllowed("DELETE", _COLLECTION_METHODS)
         auth = self._allowed("delete")
         self._no_query_parameters()
+        conditions = write_conditions(request.headers, required=self._if_match_required())
         body, status, headers = basic.delete(
-            self._collection().name, id_, engine=self.engine, auth=auth
+            self._collection().name, id_, engine=self.engine, auth=auth, **conditions
         )
         if status == 204:
             return Response(status=204)
@@ -212,10 +217,15 @@ class Resource(flask_restful.Resource):
         auth = self.caller()
         self.engine.authorize_action(collection.name, action, item=id_ is not None, auth=auth)
         self._no_query_parameters()
+        conditions = {}
+        if id_ is not None:
+            conditions = write_conditions(request.headers, required=self._if_match_required())
         args = None
         if request.is_json or request.content_length or "Transfer-Encoding" in request.headers:
             args = _json_body(self._settings()["BACKO_MAX_BODY"])
-        return basic.act(collection.name, action, id_=id_, args=args, engine=self.engine, auth=auth)
+        return basic.act(
+            collection.name, action, id_=id_, args=args, engine=self.engine, auth=auth, **conditions
+        )
 
     def describe(self, id_: str | None = None) -> Any:
         """``GET <url>[/<id_>]/_meta``: the collection as the caller sees it,
@@ -253,8 +263,11 @@ class Resource(flask_restful.Resource):
             raise MethodNotAllowed(method, _COLLECTION_METHODS)
         auth = self._allowed("update", "create") if method == "PUT" else self._allowed("update")
         self._no_query_parameters()
-        call = basic.put if method == "PUT" else basic.patch
+        call: Any = basic.put if method == "PUT" else basic.patch
         settings = self._settings()
+        conditions = write_conditions(
+            request.headers, required=settings["BACKO_REQUIRE_IF_MATCH"], put=method == "PUT"
+        )
         data = _json_body(settings["BACKO_MAX_BODY"])
         body, status, headers = call(
             self._collection().name,
@@ -263,10 +276,14 @@ class Resource(flask_restful.Resource):
             engine=self.engine,
             auth=auth,
             max_batch=settings["BACKO_MAX_BATCH"],
+            **conditions,
         )
         if status == 201 and isinstance(body, dict):
             headers["Location"] = self._location(body["id"])
         return body, status, headers
+
+    def _if_match_required(self) -> bool:
+        return bool(self._settings()["BACKO_REQUIRE_IF_MATCH"])
 
     def _location(self, id_: int) -> str:
         values = dict(request.view_args or {})

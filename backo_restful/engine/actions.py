@@ -14,7 +14,7 @@ from ..lifecycle import Action, ActionContext
 from ..logs import actions_logger as logger
 from ..model import Collection, DataModel
 from .call import application_code
-from .reading import Reading
+from .tags import Conditional
 
 
 def find_action(model: DataModel, collection: Collection, name: Any, *, item: bool) -> Action:
@@ -49,7 +49,7 @@ def action_args(action: Action, args: Any) -> dict[str, Any]:
     return loaded
 
 
-class Acting(Reading):
+class Acting(Conditional):
     """The actions of one call."""
 
     def refuse_action_early(self, action: Action, collection: Collection) -> None:
@@ -79,6 +79,7 @@ class Acting(Reading):
         else:
             self.lock_existing(collection, [id_])
             self._allow(action, collection, self.stored(collection, id_))
+            self.check_preconditions(collection, id_)
             # As stored: every field, to trusted code.
             obj = type(self)(self.engine, None).reread(collection, [id_])[0]
         auth = self.access.auth if self.access is not None else None

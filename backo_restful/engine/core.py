@@ -26,6 +26,7 @@ from .logged import logged
 from .objects import Objects
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions, check_views
 from .reading import Layout
+from .tags import Tagging, Tags
 from .transactions import run_read, run_write
 
 _T = TypeVar("_T")
@@ -50,6 +51,7 @@ class Operation(Deleting, Acting, Checking):
             raise missing_objects(collection, {id_})
         if self.storage.lock(collection, [id_]):
             allowed = self.allowed_update(collection, id_, data)
+            self.check_preconditions(collection, id_)
             self.update_object(collection, id_, allowed, replace=True)
             return self.reread(collection, [id_])[0], 200
         if id_ > MAX_CREATED_ID:
@@ -58,11 +60,12 @@ class Operation(Deleting, Acting, Checking):
                 f"there is no {collection.name} {id_}.",
                 {"collection": collection.name, "id": id_, "maximum": MAX_CREATED_ID},
             )
+        self.check_creation(collection, id_)
         self.create(collection, data, id_=id_)
         return self.reread(collection, [id_])[0], 201
 
 
-class Engine(SelfDescribing, Exporting):
+class Engine(SelfDescribing, Exporting, Tagging):
     """Serve a :class:`DataModel` from a storage.
 
     :param model: the declared data model (checked here).
@@ -74,7 +77,8 @@ class Engine(SelfDescribing, Exporting):
     permissions and field rights the call enforces. A refused caller gets
     :class:`~backo_restful.exceptions.Unauthorized` when anonymous, else
     :class:`~backo_restful.exceptions.Forbidden`; an object outside the caller's
-    scope is :class:`NotFound`, for every method.
+    scope is :class:`NotFound`, for every method. Writes of one object take
+    ``if_match`` (see :meth:`etag`): else :class:`PreconditionFailed`.
     """
 
     def __init__(self, model: DataModel, storage: PeeweeStorage) -> None:
@@ -257,8 +261,9 @@ class Engine(SelfDescribing, Exporting):
 
     @logged("act")
     def act(
-        self, name: str, action: str, *, id_: Any = None, args: Any = None, auth: Auth = None
-    ) -> tuple[Any, int]:
+        self, name: str, action: str, *, id_: Any = None, args: Any = None,
+        if_match: Tags = None, auth: Auth = None,
+    ) -> tuple[Any, int]:  # fmt: skip
         """Run action ``action`` of collection ``name`` (see :meth:`DataModel.action`):
         on object ``id_``, or on the collection when ``id_`` is None.
 
@@ -280,6 +285,7 @@ class Engine(SelfDescribing, Exporting):
         if id_ is not None:
             id_ = object_id(collection, id_)
         loaded = action_args(declared, args)
+        operation.if_match = if_match
 
         def work() -> Any:
             return operation.perform(declared, collection, id_, loaded)
@@ -331,11 +337,13 @@ class Engine(SelfDescribing, Exporting):
 
     @logged("put")
     def put(
-        self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
-    ) -> tuple[Any, int]:
+        self, name: str, id_: Any, data: Any, *, max_batch: int | None = None,
+        if_match: Tags = None, if_none_match: str | None = None, auth: Auth = None,
+    ) -> tuple[Any, int]:  # fmt: skip
         """Replace object ``id_`` whole (unset fields go back to defaults or null).
 
-        Creates it at that id (status 201) when the id is free.
+        Creates it at that id (status 201) when the id is free (not with
+        ``if_match``; only then with ``if_none_match="*"``).
 
         :param max_batch: refuse (400) a write creating more objects than this.
         """
@@ -344,12 +352,14 @@ class Engine(SelfDescribing, Exporting):
         id_ = object_id(collection, id_)
         check_batch(collection, [data], max_batch)
         loaded = load(collection, data)
+        operation.if_match, operation.if_none_match = if_match, if_none_match
         return self._write(operation, lambda: operation.replace(collection, id_, loaded))
 
     @logged("patch")
     def patch(
-        self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
-    ) -> tuple[Any, int]:
+        self, name: str, id_: Any, data: Any, *, max_batch: int | None = None,
+        if_match: Tags = None, auth: Auth = None,
+    ) -> tuple[Any, int]:  # fmt: skip
         """Change the given fields of object ``id_``.
 
         :param max_batch: refuse (400) a write creating more objects than this.
@@ -360,21 +370,25 @@ class Engine(SelfDescribing, Exporting):
         id_ = object_id(collection, id_)
         check_batch(collection, [data], max_batch, existing=True)
         loaded = load(collection, data, partial=True)
+        operation.if_match = if_match
 
         def work() -> tuple[Any, int]:
-            if operation.plain_update(collection, loaded):
+            if if_match is None and operation.plain_update(collection, loaded):
                 # Plain values only: one UPDATE that gives the row back, or finds none.
                 row = operation.patch_row(collection, id_, loaded)
                 return operation.render(collection, [row], 1)[0], 200
             operation.lock_plan(collection, id_, [loaded])
             allowed = operation.allowed_update(collection, id_, loaded)
+            operation.check_preconditions(collection, id_)
             operation.update_object(collection, id_, allowed, replace=False)
             return operation.reread(collection, [id_])[0], 200
 
         return self._write(operation, work)
 
     @logged("delete")
-    def delete(self, name: str, id_: Any, *, auth: Auth = None) -> tuple[None, int]:
+    def delete(
+        self, name: str, id_: Any, *, if_match: Tags = None, auth: Auth = None
+    ) -> tuple[None, int]:
         """Delete object ``id_``, applying the delete strategies of its relations.
 
         :raises NotFound: if there is no such object.
@@ -383,6 +397,7 @@ class Engine(SelfDescribing, Exporting):
         collection, operation = self._start(name, auth)
         operation.refuse_early(collection, "delete")  # before telling whether it exists
         id_ = object_id(collection, id_)
+        operation.if_match = if_match
 
         def work() -> tuple[None, int]:
             operation.lock_plan(collection, id_, [])
@@ -390,6 +405,7 @@ class Engine(SelfDescribing, Exporting):
             if operation.access is not None and permission_of(collection) is not None:
                 row = operation.stored(collection, id_)
                 operation.access.require(collection, "delete", row)
+            operation.check_preconditions(collection, id_)
             operation.delete_object(collection, id_)
             return None, 204
 
