@@ -28,6 +28,9 @@ DEFAULT_MAX_OBJECTS = 10_000
 #: The most objects one write of this layer may create, nested ones included
 #: (``BACKO_MAX_BATCH``).
 DEFAULT_MAX_BATCH = 1000
+#: The most objects one bulk write of this layer may change or delete
+#: (``BACKO_MAX_AFFECTED``).
+DEFAULT_MAX_AFFECTED = 1000
 
 
 def error_response(error: BackoError) -> Response:
@@ -184,6 +187,35 @@ def delete(
 ) -> Response:
     """:meth:`Engine.delete`."""
     return _call(engine, "delete", name, id_, auth=auth)
+
+
+def patch_many(
+    name: str,
+    data: Any,
+    *,
+    filter_: Mapping[str, Any] | Node | None,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+    max_affected: int = DEFAULT_MAX_AFFECTED,
+) -> Response:
+    """:meth:`Engine.patch_many`: change every object ``filter_`` matches, at most
+    ``max_affected`` of them."""
+    kwargs = dict(filter_=filter_, auth=auth, max_affected=max_affected)
+    return _call(engine, "patch_many", name, data, **kwargs)
+
+
+def delete_many(
+    name: str,
+    *,
+    filter_: Mapping[str, Any] | Node | None,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+    max_affected: int = DEFAULT_MAX_AFFECTED,
+) -> Response:
+    """:meth:`Engine.delete_many`: delete every object ``filter_`` matches, at most
+    ``max_affected`` of them."""
+    kwargs = dict(filter_=filter_, auth=auth, max_affected=max_affected)
+    return _call(engine, "delete_many", name, **kwargs)
 
 
 def act(
