@@ -414,6 +414,8 @@ PUBLIC = {
         "Engine.collection",
         "Engine.describe",
         "Engine.check",
+        "Engine.patch_many",
+        "Engine.delete_many",
         "setup",
         "current_user",
     ],
@@ -447,6 +449,7 @@ PUBLIC = {
     ],
     "backo_restful.api.basic": [
         *("get", "post", "put", "patch", "delete", "act", "describe", "check"),
+        *("patch_many", "delete_many", "DEFAULT_MAX_AFFECTED"),
         "error_response",
     ],
     "backo_restful.lifecycle": ["ActionContext", "Event", "EVENTS"],
