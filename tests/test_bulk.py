@@ -4,6 +4,8 @@ api.basic and over HTTP, on every backend."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -470,6 +472,64 @@ def test_the_statements_do_not_grow_with_the_matches(make_engine: Any, database:
         return patched, deleted, database.count()
 
     assert statements(3, "a") == statements(40, "b")
+
+
+@pytest.mark.backends("postgresql", "mysql")
+def test_a_match_changed_while_the_write_waits_is_read_again(make_engine: Any) -> None:
+    engine = make_engine(build())
+    engine.post("cookie", [{"type": "biscuit"}, {"type": "biscuit"}])
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # changes cookie 2, and keeps its lock until told
+        with engine.storage.transaction(write=True):
+            engine.patch("cookie", 2, {"type": "oat"})
+            holding.set()
+            release.wait(30)
+
+    result: list[Any] = []
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(30)
+    bulk = threading.Thread(
+        target=lambda: result.append(
+            engine.patch_many("cookie", {"price": 1}, filter_={"type": "biscuit"})
+        )
+    )
+    bulk.start()
+    time.sleep(0.5)
+    assert bulk.is_alive()  # it found two biscuits, and waits for cookie 2
+    release.set()
+    holder.join(30)
+    bulk.join(30)
+    assert result == [({"count": 1, "ids": [1]}, 200)]
+    assert prices(engine) == {1: 1, 2: None}
+
+
+@pytest.mark.backends("postgresql", "mysql")
+def test_crossing_bulk_and_single_writes_all_succeed(make_engine: Any) -> None:
+    engine = make_engine(build())
+    engine.post("cookie", [{"type": "biscuit"} for _ in range(20)])
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            for round_ in range(5):
+                engine.patch_many("cookie", {"price": index}, filter_={"type": "biscuit"})
+                for id_ in (20, 11, 3):  # against the bulk write's order
+                    engine.patch("cookie", id_, {"price": round_})
+                engine.delete_many("jar", filter_={"name": f"j{index}"})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads) and errors == []
+    # Each bulk write is whole: the rows no single write touched hold the last one's value.
+    untouched = {price for id_, price in prices(engine).items() if id_ not in (20, 11, 3)}
+    assert len(untouched) == 1 and untouched <= {0, 1, 2, 3}
 
 
 def test_bulk_writes_in_the_openapi_document(make_engine: Any) -> None:
