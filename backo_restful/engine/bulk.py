@@ -78,15 +78,13 @@ class BulkWriting:
 
         def work() -> Result:
             ids = _matches(operation, collection, where, limit, loaded)
-            if not ids:
-                pass
-            elif operation.plain_update(collection, loaded):
+            if ids and operation.plain_update(collection, loaded):
                 # Plain values, nothing to check per object: one UPDATE of all.
                 values = scalar_values(collection, loaded)
                 for key, value in operation._audit(collection, create=False).items():
                     values.setdefault(key, value)  # trusted code only: guarded otherwise
                 operation.update_rows(collection, ids, values)
-            else:
+            else:  # each as its own PATCH: rights, field rights, links, events
                 for id_ in ids:
                     allowed = operation.allowed_update(collection, id_, loaded)
                     operation.update_object(collection, id_, allowed, replace=False)
