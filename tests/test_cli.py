@@ -90,7 +90,7 @@ def test_routes(database: Any) -> None:
     assert lines[:5] == [
         "GET, HEAD, OPTIONS /_health the health check",
         "GET, HEAD, OPTIONS /_meta the model's description",
-        "GET, HEAD, OPTIONS, POST /cookie cookie: collection",
+        "DELETE, GET, HEAD, OPTIONS, PATCH, POST /cookie cookie: collection",
         "DELETE, GET, HEAD, OPTIONS, PATCH, PUT /cookie/<id_> cookie: object",
         "OPTIONS, POST /cookie/_check cookie: check of a create",
     ]
@@ -117,7 +117,7 @@ def test_routes_of_a_blueprint_with_a_prefix(database: Any) -> None:
     app = Flask("cli")
     app.register_blueprint(blueprint)
     lines = [" ".join(line.split()) for line in run(app, "routes").output.splitlines()]
-    assert "GET, HEAD, OPTIONS, POST /v1/api/jar jar: collection" in lines
+    assert "DELETE, GET, HEAD, OPTIONS, PATCH, POST /v1/api/jar jar: collection" in lines
     assert "GET, HEAD, OPTIONS /v1/api/_meta the model's description" in lines
 
 

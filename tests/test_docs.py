@@ -426,6 +426,8 @@ PUBLIC = {
         "Engine.columns",
         "Engine.etag",
         "Engine.page_etag",
+        "Engine.patch_many",
+        "Engine.delete_many",
         "setup",
         "current_user",
     ],
@@ -462,6 +464,7 @@ PUBLIC = {
     ],
     "backo_restful.api.basic": [
         *("get", "post", "put", "patch", "delete", "act", "describe", "check"),
+        *("patch_many", "delete_many", "DEFAULT_MAX_AFFECTED"),
         "error_response",
         "health",
     ],

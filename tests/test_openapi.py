@@ -63,7 +63,7 @@ def test_every_route_and_method(documents: dict[str, Any]) -> None:
             "/order/{id}/_actions/pay",
         ]
     )
-    assert sorted(paths["/product"]) == ["get", "head", "options", "post"]
+    assert sorted(paths["/product"]) == ["delete", "get", "head", "options", "patch", "post"]
     assert sorted(paths["/product/{id}"]) == ["delete", "get", "head", "options", "patch", "put"]
     assert sorted(paths["/order/{id}/_actions/pay"]) == ["options", "post"]
     assert sorted(paths["/_meta"]) == ["get", "head", "options"]

@@ -38,6 +38,10 @@ DEFAULT_MAX_BATCH = 1000
 #: The seconds the database has to answer the health check (``BACKO_HEALTH_TIMEOUT``).
 DEFAULT_HEALTH_TIMEOUT = 2.0
 
+#: The most objects one bulk write of this layer may change or delete
+#: (``BACKO_MAX_AFFECTED``).
+DEFAULT_MAX_AFFECTED = 1000
+
 
 def error_response(error: BackoError) -> Response:
     """The ``(body, status, headers)`` of an error."""
@@ -275,6 +279,35 @@ def delete(
     except BackoError as error:
         return error_response(error)
     return _call(engine, "delete", name, id_, auth=auth, if_match=if_match)
+
+
+def patch_many(
+    name: str,
+    data: Any,
+    *,
+    filter_: Mapping[str, Any] | Node | None,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+    max_affected: int = DEFAULT_MAX_AFFECTED,
+) -> Response:
+    """:meth:`Engine.patch_many`: change every object ``filter_`` matches, at most
+    ``max_affected`` of them."""
+    kwargs = dict(filter_=filter_, auth=auth, max_affected=max_affected)
+    return _call(engine, "patch_many", name, data, **kwargs)
+
+
+def delete_many(
+    name: str,
+    *,
+    filter_: Mapping[str, Any] | Node | None,
+    auth: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+    max_affected: int = DEFAULT_MAX_AFFECTED,
+) -> Response:
+    """:meth:`Engine.delete_many`: delete every object ``filter_`` matches, at most
+    ``max_affected`` of them."""
+    kwargs = dict(filter_=filter_, auth=auth, max_affected=max_affected)
+    return _call(engine, "delete_many", name, **kwargs)
 
 
 def act(

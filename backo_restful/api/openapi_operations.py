@@ -64,13 +64,14 @@ _WRITE: Errors = {
     422: (ValidationFailed,),
 }
 
-_COLLECTION_ALLOW = "GET, HEAD, OPTIONS, POST"
+_COLLECTION_ALLOW = "DELETE, GET, HEAD, OPTIONS, PATCH, POST"
 _ITEM_ALLOW = "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"
 _ACTION_ALLOW = "OPTIONS, POST"
 
 
 def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
-    """``GET``, ``HEAD``, ``POST`` and ``OPTIONS`` on ``/<collection>``."""
+    """``GET``, ``HEAD``, ``POST``, ``PATCH``, ``DELETE`` and ``OPTIONS`` on
+    ``/<collection>``."""
     collection = route.collection
     names = schemas.Names.of(collection)
     parameters = builder.path_parameters(route) + read_parameters(builder, collection, True)
@@ -127,6 +128,7 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
                 {400: (*_BODY, LimitExceeded), 404: (NotFound,), **_WRITE},
             ),
         },
+        **bulk_writes(builder, route),
         "options": _options(builder, route, _COLLECTION_ALLOW),
     }
 
@@ -140,6 +142,53 @@ EXPORT_CONTENT = {
         "schema": {"type": "string", "description": "One JSON object (an id at depth=0) a line."}
     },
 }
+
+
+def bulk_writes(builder: Builder, route: Route) -> dict[str, Any]:
+    """``PATCH`` and ``DELETE`` on ``/<collection>?<filters>``: every match."""
+    collection = route.collection
+    names = schemas.Names.of(collection)
+    filters = {**_filter_parameter(builder, collection)}
+    # What "Try it out" fills in: a filter no object matches (that every
+    # object matches would change them all).
+    filters["content"] = {"application/json": {**filters["content"]["application/json"]}}
+    filters["content"]["application/json"]["example"] = {"id": {"$in": []}}
+    parameters = [*builder.path_parameters(route), filters, *flat_filters(builder, collection)]
+    result = {
+        "type": "object",
+        "required": ["count", "ids"],
+        "properties": {
+            "count": {"type": "integer", "minimum": 0},
+            "ids": {"type": "array", "items": schemas.id_schema()},
+        },
+        "additionalProperties": False,
+    }
+    limit = builder.settings["BACKO_MAX_AFFECTED"]
+    done = builder.ok("How many objects matched, and their ids, in order.", result)
+    refused = (*_READ, LimitExceeded, UnknownParameter)
+    return {
+        "patch": builder.operation(
+            "update_many",
+            route,
+            f"Change the fields given of every {collection.name} the filters match",
+            description=f"All or nothing; a filter is required, and matches at most {limit} "
+            "objects (`BACKO_MAX_AFFECTED`).",
+            parameters=parameters,
+            requestBody=builder.body(builder.ref(names.patch)),
+            responses=builder.responses(
+                collection, {"200": done}, {400: (*refused, *_BODY), 404: (NotFound,), **_WRITE}
+            ),
+        ),
+        "delete": builder.operation(
+            "delete_many",
+            route,
+            f"Delete every {collection.name} the filters match",
+            description=f"All or nothing, with the delete strategies of each; a filter is "
+            f"required, and matches at most {limit} objects (`BACKO_MAX_AFFECTED`).",
+            parameters=parameters,
+            responses=builder.responses(collection, {"200": done}, {400: refused, 409: _CONFLICT}),
+        ),
+    }
 
 
 def item_operations(builder: Builder, route: Route) -> dict[str, Any]:

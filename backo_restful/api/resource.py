@@ -22,7 +22,7 @@ from ..exceptions import (
     UnsupportedMediaType,
 )
 from ..model import Collection
-from ..query import parse_args, parse_json
+from ..query import RESERVED, parse_args, parse_json
 from . import basic, exports
 from .conditional import parse_tags, write_conditions
 from .flask_auth import caller_of
@@ -32,7 +32,7 @@ from .settings import CONFIG_DEFAULTS
 if TYPE_CHECKING:
     from .flask import Api
 
-_COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
+_COLLECTION_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST"]
 _ITEM_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]
 
 #: The routes each model resource gets besides its own: (kind, URL suffix,
@@ -195,11 +195,13 @@ class Resource(flask_restful.Resource):
         return self._write("PUT", id_)
 
     def patch(self, id_: str | None = None) -> Any:
+        if id_ is None:
+            return self._bulk("PATCH")
         return self._write("PATCH", id_)
 
     def delete(self, id_: str | None = None) -> Any:
         if id_ is None:
-            raise MethodNotAllowed("DELETE", _COLLECTION_METHODS)
+            return self._bulk("DELETE")
         auth = self._allowed("delete")
         self._no_query_parameters()
         conditions = write_conditions(request.headers, required=self._if_match_required())
@@ -284,6 +286,32 @@ class Resource(flask_restful.Resource):
 
     def _if_match_required(self) -> bool:
         return bool(self._settings()["BACKO_REQUIRE_IF_MATCH"])
+
+    def _bulk(self, method: str) -> Any:
+        """``PATCH <url>?<filters>`` (a JSON object of fields) or ``DELETE
+        <url>?<filters>``: change or delete every object the filters match."""
+        collection = self._collection()
+        auth = self._allowed("update" if method == "PATCH" else "delete")
+        for name in request.args:
+            if name in RESERVED and name != "filter":
+                raise UnknownParameter(
+                    f"Query parameter {name!r} is not a filter: a bulk {method} takes "
+                    "filters only.",
+                    {"parameter": name},
+                )
+        hidden = Access(self.engine.model, auth).hidden
+        filter_ = parse_args(collection, request.args.lists(), hidden=hidden).get("filter_")
+        settings = self._settings()
+        kwargs = dict(engine=self.engine, auth=auth, max_affected=settings["BACKO_MAX_AFFECTED"])
+        if method == "DELETE":
+            return basic.delete_many(collection.name, filter_=filter_, **kwargs)
+        if request.mimetype == "application/json-patch+json":
+            raise UnsupportedMediaType(
+                "A bulk PATCH takes a JSON object of fields (Content-Type: application/json), "
+                "not a JSON Patch."
+            )
+        data = _json_body(settings["BACKO_MAX_BODY"])
+        return basic.patch_many(collection.name, data, filter_=filter_, **kwargs)
 
     def _location(self, id_: int) -> str:
         values = dict(request.view_args or {})

@@ -5,7 +5,8 @@ caller's rights and the answer's budget (:mod:`.call`), whose concerns are
 mixins, one per module: :mod:`.reading` (every read of a collection and its
 expansion), :mod:`.guard` (what the caller may change), :mod:`.changes` (the one
 path of every write to the storage), :mod:`.writing` (creates, updates, links)
-and :mod:`.deleting` (delete plans and cascades). :mod:`.options` checks the
+and :mod:`.deleting` (delete plans and cascades); :mod:`.bulk` adds the calls
+that change or delete every match of a filter. :mod:`.options` checks the
 options of a read once; :mod:`.transactions` runs a call's work in a
 transaction, again where the database allows; :mod:`.default` holds the
 module-level default engine.

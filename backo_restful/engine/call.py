@@ -169,15 +169,16 @@ class Call:
     def lock_plan(
         self,
         collection: Collection,
-        id_: int | None,
+        id_: int | list[int] | None,
         items: list[dict[str, Any]],
         *,
         replace: bool = False,
     ) -> None:
         """Lock, before anything else and in one global order, the objects a write
-        will change that its request tells: object ``id_``, every object the
-        ``items`` (with their nested objects) link to, and the objects linked to
-        ``id_`` now through the relations it sets (all of them on ``replace``).
+        will change that its request tells: object ``id_`` (or objects, a list of
+        ids), every object the ``items`` (with their nested objects) link to, and
+        the objects linked to ``id_`` now through the relations it sets (all of
+        them on ``replace``).
 
         Two writes crossing on the same objects then queue instead of deadlocking;
         rows found later are locked without waiting (see
@@ -186,17 +187,18 @@ class Call:
         """
         if not self.storage.row_locks:
             return  # one writer at a time
+        ids = [id_] if isinstance(id_, int) else id_ or []
         wanted: dict[str, set[int]] = {}
-        if id_ is not None:
-            wanted[collection.name] = {id_}
+        if ids:
+            wanted[collection.name] = set(ids)
         for data in items:
             _named(collection, data, wanted)
-        if id_ is not None:
+        if ids:
             for relation in collection.relations.values():
                 if relation.storage is LinkStorage.FK_HERE:
                     continue  # its target is named in the request, or is nulled
                 if replace or any(relation.name in data for data in items):
-                    current = self.linked_ids(relation, [id_])
+                    current = self.linked_ids(relation, ids)
                     wanted.setdefault(relation.target.name, set()).update(current)
         self.storage.lock_in_order(
             {self.model.collections[name]: ids for name, ids in wanted.items() if ids}

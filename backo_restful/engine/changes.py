@@ -61,6 +61,15 @@ class Changes(Events):
             return self.storage.update_returning(collection, id_, values)
         return self._update_row(collection, id_, values, returning=True)
 
+    def update_rows(self, collection: Collection, ids: list[int], values: dict[str, Any]) -> None:
+        """Set the same ``values`` (no key stored in the row) in the rows of
+        objects ``ids``: one statement, unless handlers watch each row."""
+        if not self.watching(collection, "before_save", "saved"):
+            self.storage.update_many(collection, ids, values)
+            return
+        for id_ in ids:
+            self._update_row(collection, id_, values, returning=False)
+
     def _update_row(
         self, collection: Collection, id_: int, values: dict[str, Any], *, returning: bool
     ) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from ..query import Node
 from ..storage import PeeweeStorage
 from .actions import Acting, action_args, find_action
 from .arguments import check_batch, load, load_many, object_id
+from .bulk import BulkWriting
 from .call import Auth, access_of, missing_objects
 from .checking import Checking
 from .deleting import Deleting, delete_order
@@ -65,7 +66,7 @@ class Operation(Deleting, Acting, Checking):
         return self.reread(collection, [id_])[0], 201
 
 
-class Engine(SelfDescribing, Exporting, Tagging):
+class Engine(SelfDescribing, Exporting, Tagging, BulkWriting):
     """Serve a :class:`DataModel` from a storage.
 
     :param model: the declared data model (checked here).

@@ -13,9 +13,9 @@ class _Plan:
     nulls in objects it leaves (``unlinks``), the objects that lose a link
     (``losing``, for their audit fields), and what is left to look at."""
 
-    def __init__(self, collection: Collection, id_: int) -> None:
-        self.doomed: dict[str, set[int]] = {collection.name: {id_}}
-        self.pending = [(collection, {id_})]
+    def __init__(self, collection: Collection, ids: set[int]) -> None:
+        self.doomed: dict[str, set[int]] = {collection.name: set(ids)}
+        self.pending = [(collection, set(ids))]
         self.unlinks: list[tuple[RelationInfo, set[int]]] = []
         self.losing: list[tuple[Collection, set[int]]] = []
 
@@ -24,14 +24,19 @@ class Deleting(Writing):
     """Deletes of one call, with their cascades."""
 
     def delete_object(self, collection: Collection, id_: int) -> None:
-        """Delete object ``id_`` (locked), applying the delete strategies.
+        """Delete object ``id_`` (locked): see :meth:`delete_objects`."""
+        self.delete_objects(collection, {id_})
+
+    def delete_objects(self, collection: Collection, ids: set[int]) -> None:
+        """Delete objects ``ids`` (locked), applying the delete strategies to all
+        of them at once: the statements do not grow with the number of objects.
 
         :raises Conflict: (:class:`NotEmpty`, :class:`RequiredRelation`) if a
             strategy refuses the delete.
         :raises Forbidden: if the caller may not delete or change an object the
             delete reaches.
         """
-        plan = _Plan(collection, id_)
+        plan = _Plan(collection, ids)
         while plan.pending:
             current, ids = plan.pending.pop()
             for relation in current.relations.values():
@@ -133,6 +138,8 @@ class Deleting(Writing):
         linked: set[int],
         error: type[NotEmpty | RequiredRelation],
     ) -> Conflict:
+        if len(ids) > 1:  # name only those the links hold back
+            ids = {owner for owner, rid, _ in self.storage.links(relation, ids) if rid in linked}
         which = ", ".join(map(str, sorted(ids)))
         shown = self.visible_ids(relation.target, linked)  # hidden ones are not named
         others = ", ".join(map(str, sorted(shown)))
