@@ -229,6 +229,12 @@ class InvalidJSON(InvalidBody):
     code = "INVALID_JSON"
 
 
+class InvalidPatch(InvalidBody):
+    """A JSON Patch document is invalid or does not apply (``details``: its ``index``)."""
+
+    code = "INVALID_PATCH"
+
+
 class InvalidValue(BadRequest):
     """A value does not fit its database column (the database refused it)."""
 
@@ -551,6 +557,12 @@ class RequiredRelation(Conflict):
     """A write or a delete would leave an object without a relation it requires."""
 
     code = "REQUIRED_RELATION"
+
+
+class PatchTestFailed(Conflict):
+    """A ``test`` operation of a JSON Patch failed: nothing was changed."""
+
+    code = "PATCH_TEST_FAILED"
 
 
 class ConstraintViolation(Conflict):

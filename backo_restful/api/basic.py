@@ -175,7 +175,8 @@ def patch(
     engine: Engine | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Response:
-    """:meth:`Engine.patch`, creating at most ``max_batch`` nested objects."""
+    """:meth:`Engine.patch`, creating at most ``max_batch`` nested objects:
+    ``data`` is the fields to change, or a list of JSON Patch operations."""
     return _call(engine, "patch", name, id_, data, auth=auth, max_batch=max_batch)
 
 

@@ -24,6 +24,7 @@ from .describing import SelfDescribing
 from .logged import logged
 from .objects import Objects
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions, check_views
+from .patching import JsonPatching
 from .reading import Layout
 from .transactions import run_read, run_write
 
@@ -61,7 +62,7 @@ class Operation(Deleting, Acting, Checking):
         return self.reread(collection, [id_])[0], 201
 
 
-class Engine(SelfDescribing):
+class Engine(SelfDescribing, JsonPatching):
     """Serve a :class:`DataModel` from a storage.
 
     :param model: the declared data model (checked here).
@@ -349,11 +350,14 @@ class Engine(SelfDescribing):
     def patch(
         self, name: str, id_: Any, data: Any, *, max_batch: int | None = None, auth: Auth = None
     ) -> tuple[Any, int]:
-        """Change the given fields of object ``id_``.
+        """Change the given fields of object ``id_``: ``data`` maps them to their
+        values, or is a list of JSON Patch operations (see :mod:`.patching`).
 
         :param max_batch: refuse (400) a write creating more objects than this.
         :raises NotFound: if there is no such object.
         """
+        if isinstance(data, list):
+            return self._json_patch(name, id_, data, max_batch, auth)
         collection, operation = self._start(name, auth)
         operation.refuse_early(collection, "update")
         id_ = object_id(collection, id_)
