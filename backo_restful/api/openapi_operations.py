@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..engine.patching import MEDIA_TYPE
 from ..exceptions import (
     BackoError,
     BodyTooLarge,
@@ -20,6 +21,7 @@ from ..exceptions import (
     InvalidId,
     InvalidJSON,
     InvalidParameter,
+    InvalidPatch,
     InvalidPattern,
     InvalidSort,
     InvalidValue,
@@ -27,6 +29,7 @@ from ..exceptions import (
     NestingTooDeep,
     NotEmpty,
     NotFound,
+    PatchTestFailed,
     PatternTooSlow,
     RequiredRelation,
     UniqueViolation,
@@ -172,8 +175,9 @@ def item_writes(builder: Builder, route: Route) -> dict[str, Any]:
             "update",
             route,
             f"Change the fields given of a {collection.name}",
-            requestBody=builder.body(builder.ref(names.patch)),
-            responses=builder.responses(collection, {"200": written}, errors),
+            description=f"Or, as {MEDIA_TYPE}, apply JSON Patch operations (RFC 6902).",
+            requestBody=_patch_body(builder, names.patch),
+            responses=builder.responses(collection, {"200": written}, _patch_errors(errors)),
         ),
         "delete": builder.operation(
             "delete",
@@ -186,6 +190,18 @@ def item_writes(builder: Builder, route: Route) -> dict[str, Any]:
             ),
         ),
     }
+
+
+def _patch_body(builder: Builder, schema: str) -> dict[str, Any]:
+    """The body of PATCH: the fields to change, or a JSON Patch document."""
+    body = builder.body(builder.ref(schema))
+    body["content"][MEDIA_TYPE] = {"schema": builder.ref("JSONPatch")}
+    return body
+
+
+def _patch_errors(errors: Errors) -> Errors:
+    """The errors of PUT, and those of a JSON Patch."""
+    return {**errors, 400: (*errors[400], InvalidPatch), 409: (*_CONFLICT, PatchTestFailed)}
 
 
 def action_operations(builder: Builder, route: Route, action: Action) -> dict[str, Any]:

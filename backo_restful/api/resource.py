@@ -13,6 +13,7 @@ from werkzeug.routing import BaseConverter
 from ..access import Access
 from ..auth import User
 from ..engine import Engine, default_engine
+from ..engine.patching import MEDIA_TYPE as JSON_PATCH
 from ..exceptions import (
     BodyTooLarge,
     InvalidBody,
@@ -30,9 +31,6 @@ from .settings import CONFIG_DEFAULTS
 
 if TYPE_CHECKING:
     from .flask import Api
-
-#: The media type of a JSON Patch document (RFC 6902), which PATCH takes.
-JSON_PATCH = "application/json-patch+json"
 
 _COLLECTION_METHODS = ["GET", "HEAD", "OPTIONS", "POST"]
 _ITEM_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "PUT"]

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
+#: The media type of a JSON Patch document (RFC 6902).
+MEDIA_TYPE = "application/json-patch+json"
+
 #: The members each operation needs besides ``op`` and ``path``.
 MEMBERS: dict[str, tuple[str, ...]] = {
     "add": ("value",),
