@@ -246,7 +246,8 @@ def patch(
     if_match: Tags = None,
     require_if_match: bool = False,
 ) -> Response:
-    """:meth:`Engine.patch`, creating at most ``max_batch`` nested objects; the
+    """:meth:`Engine.patch`, creating at most ``max_batch`` nested objects:
+    ``data`` is the fields to change, or a list of JSON Patch operations. The
     answer carries the object's ``ETag``.
 
     :param require_if_match: refuse (428) a call without ``if_match``.

@@ -157,6 +157,7 @@ class Builder:
         self.collections: set[str] = set()
         self.operation_ids: set[str] = set()
         spec.components.schema("Error", schema=schemas.Error)
+        spec.components.schema("JSONPatch", schemas.JSON_PATCH)
         for name, (description, schema) in HEADERS.items():
             spec.components.header(name, {"description": description, "schema": schema})
         if auth is not None:

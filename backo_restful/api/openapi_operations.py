@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..engine.patching import MEDIA_TYPE
 from ..exceptions import (
     BackoError,
     BodyTooLarge,
@@ -20,6 +21,7 @@ from ..exceptions import (
     InvalidId,
     InvalidJSON,
     InvalidParameter,
+    InvalidPatch,
     InvalidPattern,
     InvalidSort,
     InvalidValue,
@@ -27,6 +29,7 @@ from ..exceptions import (
     NestingTooDeep,
     NotEmpty,
     NotFound,
+    PatchTestFailed,
     PatternTooSlow,
     PreconditionFailed,
     PreconditionRequired,
@@ -73,7 +76,6 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
     """``GET``, ``HEAD``, ``POST``, ``PATCH``, ``DELETE`` and ``OPTIONS`` on
     ``/<collection>``."""
     collection = route.collection
-    names = schemas.Names.of(collection)
     parameters = builder.path_parameters(route) + read_parameters(builder, collection, True)
     parameters.append(_IF_NONE_MATCH)
     page = builder.ok(
@@ -85,14 +87,6 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
     )
     page["content"].update(EXPORT_CONTENT)
     errors: Errors = {400: _READ}
-    create = builder.ref(names.create)
-    item_path = _pointer(builder.path(route).rstrip("/") + "/{id}")
-    created = builder.ok(
-        "The object created (the objects, for a list), at depth 1.",
-        {"oneOf": [builder.ref(names.read), {"type": "array", "items": builder.ref(names.read)}]},
-        headers=("Location", "ETag"),
-        links=_links(item_path, collection),
-    )
     tags = [collection.name]
     return {
         "get": {
@@ -116,20 +110,35 @@ def collection_operations(builder: Builder, route: Route) -> dict[str, Any]:
                 body=False,
             ),
         },
-        "post": {
-            "operationId": builder.operation_id("create", route),
-            "summary": f"Create a {collection.name} (or several, from a list)",
-            "tags": tags,
-            "parameters": builder.path_parameters(route),
-            "requestBody": builder.body({"oneOf": [create, {"type": "array", "items": create}]}),
-            "responses": builder.responses(
-                collection,
-                {"201": created},
-                {400: (*_BODY, LimitExceeded), 404: (NotFound,), **_WRITE},
-            ),
-        },
+        "post": _create(builder, route),
         **bulk_writes(builder, route),
         "options": _options(builder, route, _COLLECTION_ALLOW),
+    }
+
+
+def _create(builder: Builder, route: Route) -> dict[str, Any]:
+    """``POST`` on ``/<collection>``: one object, or several from a list."""
+    collection = route.collection
+    names = schemas.Names.of(collection)
+    create = builder.ref(names.create)
+    item_path = _pointer(builder.path(route).rstrip("/") + "/{id}")
+    created = builder.ok(
+        "The object created (the objects, for a list), at depth 1.",
+        {"oneOf": [builder.ref(names.read), {"type": "array", "items": builder.ref(names.read)}]},
+        headers=("Location", "ETag"),
+        links=_links(item_path, collection),
+    )
+    return {
+        "operationId": builder.operation_id("create", route),
+        "summary": f"Create a {collection.name} (or several, from a list)",
+        "tags": [collection.name],
+        "parameters": builder.path_parameters(route),
+        "requestBody": builder.body({"oneOf": [create, {"type": "array", "items": create}]}),
+        "responses": builder.responses(
+            collection,
+            {"201": created},
+            {400: (*_BODY, LimitExceeded), 404: (NotFound,), **_WRITE},
+        ),
     }
 
 
@@ -268,8 +277,9 @@ def item_writes(builder: Builder, route: Route) -> dict[str, Any]:
             route,
             f"Change the fields given of a {collection.name}",
             parameters=if_match,
-            requestBody=builder.body(builder.ref(names.patch)),
-            responses=builder.responses(collection, {"200": written}, errors),
+            description=f"Or, as {MEDIA_TYPE}, apply JSON Patch operations (RFC 6902).",
+            requestBody=_patch_body(builder, names.patch),
+            responses=builder.responses(collection, {"200": written}, _patch_errors(errors)),
         ),
         "delete": builder.operation(
             "delete",
@@ -288,6 +298,18 @@ def item_writes(builder: Builder, route: Route) -> dict[str, Any]:
             ),
         ),
     }
+
+
+def _patch_body(builder: Builder, schema: str) -> dict[str, Any]:
+    """The body of PATCH: the fields to change, or a JSON Patch document."""
+    body = builder.body(builder.ref(schema))
+    body["content"][MEDIA_TYPE] = {"schema": builder.ref("JSONPatch")}
+    return body
+
+
+def _patch_errors(errors: Errors) -> Errors:
+    """The errors of PUT, and those of a JSON Patch."""
+    return {**errors, 400: (*errors[400], InvalidPatch), 409: (*_CONFLICT, PatchTestFailed)}
 
 
 def action_operations(builder: Builder, route: Route, action: Action) -> dict[str, Any]:

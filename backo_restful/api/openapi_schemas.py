@@ -181,6 +181,46 @@ class Error(_Strict):
     error = fields.Nested(ErrorObject, required=True)
 
 
+#: The pointer of a JSON Patch operation (RFC 6901): ``/field/0``, ``~1`` for ``/``.
+_POINTER = {"type": "string", "pattern": "^(/([^/~]|~[01])*)*$"}
+
+#: A JSON Patch document (RFC 6902), which PATCH takes as ``application/json-patch+json``.
+JSON_PATCH: dict[str, Any] = {
+    "type": "array",
+    "description": (
+        "JSON Patch operations (RFC 6902) on the object as the caller reads it at "
+        "depth 1 (relations as ids), applied in order, all or none."
+    ),
+    "items": {
+        "oneOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "op": {"enum": ["add", "replace", "test"]},
+                    "path": _POINTER,
+                    "value": {},
+                },
+                "required": ["op", "path", "value"],
+            },
+            {
+                "type": "object",
+                "properties": {"op": {"const": "remove"}, "path": _POINTER},
+                "required": ["op", "path"],
+            },
+            {
+                "type": "object",
+                "properties": {
+                    "op": {"enum": ["move", "copy"]},
+                    "from": _POINTER,
+                    "path": _POINTER,
+                },
+                "required": ["op", "from", "path"],
+            },
+        ]
+    },
+}
+
+
 class NoArgs(_Strict):
     """The arguments of an action that takes none: an empty object (or no body)."""
 

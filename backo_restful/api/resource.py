@@ -13,10 +13,12 @@ from werkzeug.routing import BaseConverter
 from ..access import Access
 from ..auth import User
 from ..engine import Engine, default_engine
+from ..engine.patching import MEDIA_TYPE as JSON_PATCH
 from ..exceptions import (
     BodyTooLarge,
     InvalidBody,
     InvalidJSON,
+    InvalidPatch,
     MethodNotAllowed,
     UnknownParameter,
     UnsupportedMediaType,
@@ -270,7 +272,9 @@ class Resource(flask_restful.Resource):
         conditions = write_conditions(
             request.headers, required=settings["BACKO_REQUIRE_IF_MATCH"], put=method == "PUT"
         )
-        data = _json_body(settings["BACKO_MAX_BODY"])
+        data = _json_body(settings["BACKO_MAX_BODY"], patch=method == "PATCH")
+        if method == "PATCH":
+            _check_patch_body(self._collection(), data)
         body, status, headers = call(
             self._collection().name,
             id_,
@@ -352,6 +356,10 @@ class ModelDescription(flask_restful.Resource):
 
 
 _MODEL_META_ALLOW = "GET, HEAD, OPTIONS"
+_PATCH_MEDIA_TYPES = (
+    f"The request body must be JSON (Content-Type: application/json, or {JSON_PATCH} "
+    "for a list of JSON Patch operations)."
+)
 
 
 #: The methods of the resource subclasses serving each special route.
@@ -395,10 +403,26 @@ def _check_body(body: Any) -> tuple[Any, Any]:
     return body["item"], path
 
 
-def _json_body(max_body: int) -> Any:
-    """The request's JSON body, of at most ``max_body`` bytes."""
+def _check_patch_body(collection: Collection, body: Any) -> None:
+    """Refuse a PATCH body that its media type does not take: a JSON Patch
+    document is an array of operations; an ``application/json`` body, an object."""
+    if request.mimetype == JSON_PATCH:
+        if not isinstance(body, list):
+            raise InvalidPatch(f"A JSON Patch document ({JSON_PATCH}) is an array of operations.")
+    elif isinstance(body, list):
+        raise InvalidBody(
+            f"The body must be a JSON object of {collection.name} fields "
+            f"(a list of JSON Patch operations is sent as {JSON_PATCH})."
+        )
+
+
+def _json_body(max_body: int, *, patch: bool = False) -> Any:
+    """The request's JSON body, of at most ``max_body`` bytes; ``patch``: the
+    body of a PATCH, which may be a JSON Patch document too."""
     if not request.is_json:
-        raise UnsupportedMediaType()
+        raise UnsupportedMediaType(_PATCH_MEDIA_TYPES if patch else None)
+    if request.mimetype == JSON_PATCH and not patch:
+        raise UnsupportedMediaType(f"{JSON_PATCH} is for PATCH only: send this body as JSON.")
     length = request.content_length
     if length is not None and length > max_body:
         raise BodyTooLarge(max_body)

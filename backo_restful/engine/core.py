@@ -26,6 +26,7 @@ from .exporting import Exporting
 from .logged import logged
 from .objects import Objects
 from .options import DEFAULT_COUNT_LIMIT, ReadOptions, check_views
+from .patching import JsonPatching
 from .reading import Layout
 from .tags import Tagging, Tags
 from .transactions import run_read, run_write
@@ -66,7 +67,7 @@ class Operation(Deleting, Acting, Checking):
         return self.reread(collection, [id_])[0], 201
 
 
-class Engine(SelfDescribing, Exporting, Tagging, BulkWriting):
+class Engine(SelfDescribing, Exporting, Tagging, BulkWriting, JsonPatching):
     """Serve a :class:`DataModel` from a storage.
 
     :param model: the declared data model (checked here).
@@ -361,11 +362,14 @@ class Engine(SelfDescribing, Exporting, Tagging, BulkWriting):
         self, name: str, id_: Any, data: Any, *, max_batch: int | None = None,
         if_match: Tags = None, auth: Auth = None,
     ) -> tuple[Any, int]:  # fmt: skip
-        """Change the given fields of object ``id_``.
+        """Change the given fields of object ``id_``: ``data`` maps them to their
+        values, or is a list of JSON Patch operations (see :mod:`.patching`).
 
         :param max_batch: refuse (400) a write creating more objects than this.
         :raises NotFound: if there is no such object.
         """
+        if isinstance(data, list):
+            return self._json_patch(name, id_, data, max_batch, if_match, auth)
         collection, operation = self._start(name, auth)
         operation.refuse_early(collection, "update")
         id_ = object_id(collection, id_)
