@@ -112,9 +112,12 @@ class Client:
             url += f"/_actions/{action}"
         headers = self._headers(user, if_match=if_match, if_none_match=if_none_match)
         body = raw if raw is not None else None if data is None else json.dumps(data)
+        media_type = "application/json"
+        if method == "PATCH" and isinstance(data, list):
+            media_type = "application/json-patch+json"
         response = self.http.open(
             url, method=method, headers=headers, data=body,
-            content_type="application/json" if body is not None else None,
+            content_type=media_type if body is not None else None,
         )  # fmt: skip
         return self._result(response)
 
@@ -279,6 +282,7 @@ def test_a_write_answers_with_the_tag_a_read_shows(client: Client) -> None:
 WRITES = [
     ("PUT", "jar", {"name": "new"}, None),
     ("PATCH", "jar", {"name": "new"}, None),
+    ("PATCH", "jar", [{"op": "replace", "path": "/name", "value": "new"}], None),  # JSON Patch
     ("DELETE", "jar", None, None),
     ("POST", "jar", None, "seal"),
 ]
