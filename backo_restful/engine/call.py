@@ -192,7 +192,7 @@ class Call:
         if ids:
             wanted[collection.name] = set(ids)
         for data in items:
-            _named(collection, data, wanted)
+            named_ids(collection, data, wanted)
         if ids:
             for relation in collection.relations.values():
                 if relation.storage is LinkStorage.FK_HERE:
@@ -215,14 +215,14 @@ class Call:
         return row
 
 
-def _named(collection: Collection, data: dict[str, Any], wanted: dict[str, set[int]]) -> None:
+def named_ids(collection: Collection, data: dict[str, Any], wanted: dict[str, set[int]]) -> None:
     """Add to ``wanted`` the ids of the objects ``data`` links to, in its nested
     objects too, by collection name."""
     for relation in collection.relations.values():
         value = data.get(relation.name)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, NewObject):
-                _named(relation.target, item.data, wanted)
+                named_ids(relation.target, item.data, wanted)
             elif item is not None:
                 wanted.setdefault(relation.target.name, set()).add(item)
 

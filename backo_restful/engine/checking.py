@@ -16,8 +16,8 @@ from marshmallow import ValidationError
 
 from ..access import unguarded
 from ..exceptions import BackoError, Forbidden, InvalidBody, UnknownField, ValidationFailed
-from ..model import Collection, LinkStorage, NewObject, RelationInfo
-from .call import missing_objects
+from ..model import Collection, LinkStorage, RelationInfo
+from .call import missing_objects, named_ids
 from .guard import Guard, as_created
 
 #: Field name (as clients name it) -> its messages (or, for nested objects,
@@ -80,10 +80,11 @@ class Checking(Guard):
         :raises NotFound: if it is missing or outside the caller's scope.
         """
         scope = self.scope(collection)
-        row = self.storage.fetch_one(collection, id_)
-        if row is None or (
-            scope is not None and not self.storage.existing_ids(collection, {id_}, scope=scope)
-        ):
+        if scope is None:
+            row = self.storage.fetch_one(collection, id_)
+        else:  # one statement: the row, if the scope holds it
+            row = next(iter(self.storage.fetch(collection, [id_], scope=scope)), None)
+        if row is None:
             raise missing_objects(collection, {id_})
         return row
 
@@ -161,46 +162,41 @@ class Checking(Guard):
         for name, relation in collection.relations.items():
             if name not in loaded:
                 continue
-            key = collection.external_name(name)
-            wanted: dict[Collection, set[int]] = {}
-            _linked(relation, loaded[name], wanted)
+            value = loaded[name]
+            wanted: dict[str, set[int]] = {}
+            named_ids(collection, {name: value}, wanted)
             messages = [
-                f"There is no {target.name} with id {missing}."
+                f"There is no {target} with id {missing}."
                 for target, ids in wanted.items()
-                for missing in sorted(
-                    ids - self.storage.existing_ids(target, ids, scope=self.scope(target))
-                )
+                for missing in sorted(ids - self._visible(self.model.collections[target], ids))
             ]
-            if not messages:
-                messages = _released(relation, loaded[name], self._current(relation, stored))
-            if not messages:
-                messages = self._link_changes(relation, loaded[name], stored)
+            fk_there = relation.storage is LinkStorage.FK_THERE
+            if not messages and (self.access is not None or fk_there):
+                current = self._linked_now(relation, stored)
+                messages = _released(relation, value, current if fk_there else set())
+                if not messages and self.access is not None:
+                    messages = self._link_changes(relation, value, current)
             if messages:
-                errors[key] = messages
+                errors[collection.external_name(name)] = messages
 
-    def _current(self, relation: RelationInfo, stored: dict[str, Any] | None) -> set[int]:
-        """The objects stored object ``stored`` links to through ``relation``,
-        stored in their rows, that the caller sees (none on create)."""
-        if stored is None or relation.storage is not LinkStorage.FK_THERE:
+    def _visible(self, collection: Collection, ids: set[int]) -> set[int]:
+        """Those of ``ids`` that exist and the caller may see."""
+        return self.storage.existing_ids(collection, ids, scope=self.scope(collection))
+
+    def _linked_now(self, relation: RelationInfo, stored: dict[str, Any] | None) -> set[int]:
+        """The objects stored object ``stored`` links to through ``relation``, as
+        far as the caller sees them (none on create)."""
+        if stored is None:
             return set()
+        if relation.storage is LinkStorage.FK_HERE:
+            old = stored[relation.name]
+            return self.visible_ids(relation.target, {old}) if old is not None else set()
         return self.linked_ids(relation, [stored["id"]], self.scope(relation.target))
 
-    def _link_changes(
-        self, relation: RelationInfo, value: Any, stored: dict[str, Any] | None
-    ) -> list[str]:
-        """The refusal of a link that changes objects the caller may not change
-        (those it links or unlinks, as far as the caller can see)."""
-        if self.access is None:
-            return []
+    def _link_changes(self, relation: RelationInfo, value: Any, current: set[int]) -> list[str]:
+        """The refusal of a link that changes objects the caller may not change:
+        those it links or unlinks (``current``: those linked now)."""
         new = {v for v in (value if relation.multi else [value]) if isinstance(v, int)}
-        current: set[int] = set()
-        if stored is not None:
-            if relation.storage is LinkStorage.FK_HERE:
-                old = stored[relation.name]
-                current = self.visible_ids(relation.target, {old}) if old is not None else set()
-            else:
-                scope = self.scope(relation.target)
-                current = self.linked_ids(relation, [stored["id"]], scope)
         try:
             self.may_change(relation.target, new ^ current, "update", relation.reverse.name)
         except Forbidden as refusal:
@@ -281,16 +277,3 @@ def _only(messages: Errors, path: str | None) -> Errors:
     if path is None:
         return dict(messages)
     return {key: value for key, value in messages.items() if key == path}
-
-
-def _linked(relation: RelationInfo, value: Any, wanted: dict[Collection, set[int]]) -> None:
-    """Add to ``wanted`` the ids that ``value`` of ``relation`` links to, those
-    of its nested objects included."""
-    for item in value if isinstance(value, list) else [value]:
-        if isinstance(item, NewObject):
-            target = relation.target
-            for name, nested in target.relations.items():
-                if name in item.data:
-                    _linked(nested, item.data[name], wanted)
-        elif item is not None:
-            wanted.setdefault(relation.target, set()).add(item)
