@@ -25,7 +25,7 @@ from ..exceptions import (
 from ..model import DeleteStrategy
 from ..query import OPERATORS
 from . import openapi_schemas as schemas
-from .openapi_operations import _BODY, Errors, Paths, _headless, _options
+from .openapi_operations import _BODY, Errors, Paths, _headless, _options, allow_response
 
 if TYPE_CHECKING:
     from .openapi import Builder, Route
@@ -193,10 +193,7 @@ def model_description(builder: Builder, rule: str) -> None:
     headless = builder.responses(
         None, {"200": _headless(described)}, {400: (UnknownParameter,)}, body=False
     )
-    allowed = {"type": "string", "enum": [_META_ALLOW["item"]]}
-    options = builder.ok("The methods this route serves, in `Allow`.", None)
-    options["headers"]["Allow"] = {"description": "The methods served.", "schema": allowed}
-    options["headers"]["Allow"]["required"] = True
+    options = allow_response(builder, _META_ALLOW["item"])
     operations = {
         "get": {"summary": "Describe the model, with the caller's rights", "responses": responses},
         "head": {"summary": "The headers of the model's description", "responses": headless},
@@ -213,10 +210,7 @@ def health_description(builder: Builder, rule: str) -> None:
     status = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
     up = builder.ok("The database answers.", status)
     up["headers"]["Cache-Control"] = {"description": "no-store", "schema": {"type": "string"}}
-    allowed = {"type": "string", "enum": [_META_ALLOW["item"]]}
-    options = builder.ok("The methods this route serves, in `Allow`.", None)
-    options["headers"]["Allow"] = {"description": "The methods served.", "schema": allowed}
-    options["headers"]["Allow"]["required"] = True
+    options = allow_response(builder, _META_ALLOW["item"])
     operations = {
         "get": {
             "summary": "Whether the database answers (503 STORAGE_UNAVAILABLE if not)",

@@ -355,11 +355,17 @@ def _args_schema(builder: Builder, collection: Collection, action: Action) -> di
     return builder.ref(name)
 
 
-def _options(builder: Builder, route: Route, allow: str) -> dict[str, Any]:
+def allow_response(builder: Builder, allow: str) -> dict[str, Any]:
+    """The answer of ``OPTIONS`` on a route that serves the methods ``allow``."""
     allowed = {"type": "string", "enum": [allow]}
     response = builder.ok("The methods this route serves, in `Allow`.", None)
     response["headers"]["Allow"] = {"description": "The methods served.", "schema": allowed}
     response["headers"]["Allow"]["required"] = True
+    return response
+
+
+def _options(builder: Builder, route: Route, allow: str) -> dict[str, Any]:
+    response = allow_response(builder, allow)
     return {
         "operationId": builder.operation_id(f"options_{route.kind}", route),
         "summary": "The methods this route serves",
